@@ -1,0 +1,1 @@
+//! acl (in progress).

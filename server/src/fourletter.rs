@@ -1,0 +1,1 @@
+//! fourletter (in progress).
