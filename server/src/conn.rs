@@ -1,1 +1,531 @@
-//! conn (in progress).
+//! One client connection: the handshake (or a four-letter word), then the
+//! request loop. A reader (this task) decodes frames and keeps the
+//! session's requests in order; a writer task owns the socket's write half
+//! and drains one FIFO channel that carries both replies and the watch
+//! events the apply loop queues (see `hub` for why that keeps events ahead
+//! of later replies).
+//!
+//! Ordering (docs/ordering.md): writes are proposed as soon as they are
+//! decoded, so a session's writes pipeline into the log in order; a read
+//! or session-local request runs only when every earlier request of the
+//! session has been answered, so it sees the session's own writes.
+//!
+//! A malformed or oversized frame closes this connection only.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use proto::frame;
+use proto::jute::Record;
+use proto::opcode::{xid, OpCode};
+use proto::records::{ConnectRequest, ConnectResponse};
+use proto::request::{Request, RequestBody};
+use proto::response::{encode_reply, ResponseBody};
+use proto::ErrorCode;
+use rand::RngCore;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
+
+use crate::acl::AuthInfo;
+use crate::consensus::{monotonic_ms, Proposer};
+use crate::fourletter::{self, ConfSummary, Whitelist};
+use crate::hub::{ConnHandle, ConnInfo, Hub, Outbound};
+use crate::metrics::Metrics;
+use crate::ops::{self, Kind, ReadCtx};
+use crate::state::Applied;
+use crate::status::StatusSource;
+use crate::txn::TxnKind;
+
+/// Requests a connection may have in flight before we stop reading from
+/// it (back-pressure instead of unbounded queues).
+const MAX_OUTSTANDING: usize = 1000;
+
+/// Settings a connection needs.
+#[derive(Debug, Clone)]
+pub struct ConnConfig {
+    pub max_packet: usize,
+    pub min_session_timeout_ms: u32,
+    pub max_session_timeout_ms: u32,
+    pub max_connections_per_ip: u32,
+    pub super_digest: Option<String>,
+    pub extended_types_enabled: bool,
+    pub four_letter_words: Whitelist,
+    pub conf_summary: ConfSummary,
+}
+
+/// What every connection shares.
+pub struct ConnCtx {
+    pub hub: Arc<Hub>,
+    pub proposer: Proposer,
+    pub cfg: ConnConfig,
+    pub metrics: Arc<Metrics>,
+    pub status: Arc<dyn StatusSource>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ConnError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("bad frame: {0}")]
+    Frame(#[from] frame::FrameError),
+    #[error("malformed packet: {0}")]
+    Decode(#[from] proto::DecodeError),
+    #[error("server is not serving requests (shutting down or no leader)")]
+    NotServing,
+}
+
+/// Serves one accepted socket until it closes, the session ends or the
+/// server shuts down.
+pub async fn serve(socket: TcpStream, remote: SocketAddr, ctx: Arc<ConnCtx>, shutdown: watch::Receiver<bool>) {
+    let Some(info) = ctx.hub.admit(remote, ctx.cfg.max_connections_per_ip) else {
+        warn!(%remote, limit = ctx.cfg.max_connections_per_ip,
+            "too many connections from this address (max_client_connections); closing");
+        ctx.metrics.connection_rejected("limit");
+        return;
+    };
+    ctx.metrics.connection_accepted();
+    let _ = socket.set_nodelay(true);
+    match run(socket, info.clone(), &ctx, shutdown).await {
+        Ok(()) => debug!(%remote, "connection closed"),
+        Err(ConnError::Io(e)) => debug!(%remote, error = %e, "connection closed"),
+        Err(e) => {
+            match &e {
+                ConnError::Frame(_) => ctx.metrics.connection_rejected("bad_frame"),
+                ConnError::Decode(_) => ctx.metrics.connection_rejected("malformed"),
+                _ => {}
+            }
+            info!(%remote, error = %e, "closing connection")
+        }
+    }
+    ctx.hub.release(&info);
+}
+
+/// Reads until a whole frame is buffered; `None` at a clean end of stream.
+async fn read_frame(
+    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    buf: &mut BytesMut,
+    max: usize,
+) -> Result<Option<BytesMut>, ConnError> {
+    loop {
+        if let Some(len) = frame::check(buf, max)? {
+            buf.advance(4);
+            return Ok(Some(buf.split_to(len)));
+        }
+        if rd.read_buf(buf).await? == 0 {
+            return Ok(None);
+        }
+    }
+}
+
+async fn run(
+    socket: TcpStream,
+    info: Arc<ConnInfo>,
+    ctx: &ConnCtx,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), ConnError> {
+    let (mut rd, mut wr) = socket.into_split();
+    let mut rbuf = BytesMut::with_capacity(4096);
+    // The first four bytes tell a four-letter word from a connect request.
+    let handshake_deadline = Duration::from_millis(ctx.cfg.max_session_timeout_ms as u64);
+    let first = tokio::time::timeout(handshake_deadline, async {
+        while rbuf.len() < 4 {
+            if rd.read_buf(&mut rbuf).await? == 0 {
+                return Ok::<bool, std::io::Error>(false);
+            }
+        }
+        Ok(true)
+    })
+    .await;
+    match first {
+        Ok(Ok(true)) => {}
+        _ => return Ok(()),
+    }
+    let first4 = [rbuf[0], rbuf[1], rbuf[2], rbuf[3]];
+    if let Some(word) = fourletter::detect(&first4) {
+        let text = fourletter::respond(word, &ctx.cfg.four_letter_words, &*ctx.status, &ctx.cfg.conf_summary);
+        wr.write_all(text.as_bytes()).await?;
+        let _ = wr.shutdown().await;
+        return Ok(());
+    }
+    let Some(payload) = read_frame(&mut rd, &mut rbuf, ctx.cfg.max_packet).await? else {
+        return Ok(());
+    };
+    let connect = ConnectRequest::decode(&payload)?;
+    info.received.fetch_add(1, Relaxed);
+
+    let (out_tx, out_rx) = mpsc::unbounded_channel();
+    let writer = tokio::spawn(write_loop(wr, out_rx, info.clone(), ctx.hub.clone()));
+    let Some(session) = establish(&connect, &info, ctx, &out_tx).await? else {
+        let _ = out_tx.send(Outbound::Close);
+        let _ = writer.await;
+        return Ok(());
+    };
+    let mut conn = Connection {
+        ctx,
+        info: info.clone(),
+        session,
+        auth: AuthInfo::new(Some(info.remote.ip())),
+        out: out_tx.clone(),
+        queue: VecDeque::new(),
+        closing: false,
+    };
+    let result = conn.request_loop(&mut rd, &mut rbuf, &mut shutdown).await;
+    drop(conn);
+    let _ = out_tx.send(Outbound::Close);
+    let _ = writer.await;
+    result
+}
+
+/// Creates or resumes the session named in the connect request and sends
+/// the connect response. `None`: the connection must close (refused, or an
+/// unknown/expired session, which gets ZooKeeper's zeroed response).
+async fn establish(
+    req: &ConnectRequest,
+    info: &Arc<ConnInfo>,
+    ctx: &ConnCtx,
+    out: &mpsc::UnboundedSender<Outbound>,
+) -> Result<Option<i64>, ConnError> {
+    let last_zxid = ctx.hub.state().last_zxid;
+    if req.last_zxid_seen > last_zxid {
+        // ZooKeeper: the client has seen a newer state than ours; it must
+        // try another server.
+        warn!(remote = %info.remote, client_zxid = format!("{:#x}", req.last_zxid_seen),
+            our_zxid = format!("{last_zxid:#x}"),
+            "refusing session: client has seen a zxid newer than this server's");
+        return Ok(None);
+    }
+    let timeout = crate::session::negotiate_timeout(
+        req.timeout,
+        ctx.cfg.min_session_timeout_ms,
+        ctx.cfg.max_session_timeout_ms,
+    );
+    let (session_id, password) = if req.session_id == 0 {
+        let mut password = vec![0u8; 16];
+        rand::thread_rng().fill_bytes(&mut password);
+        let applied = ctx
+            .proposer
+            .create_session(timeout, password.clone())
+            .await
+            .map_err(|_| ConnError::NotServing)?;
+        (applied.session_id, password)
+    } else {
+        let mut state = ctx.hub.state();
+        let now = monotonic_ms(ctx.hub.started);
+        let valid = state
+            .sessions
+            .get(req.session_id)
+            .is_some_and(|s| s.password == req.passwd);
+        if !valid {
+            drop(state);
+            info!(session = format!("{:#x}", req.session_id), "reconnect to an expired or unknown session");
+            send_connect_response(out, 0, 0, vec![0; 16], req.read_only);
+            return Ok(None);
+        }
+        state.sessions.touch(req.session_id, now);
+        (req.session_id, req.passwd.clone())
+    };
+    info.session_id.store(session_id as u64, Relaxed);
+    info.timeout_ms.store(timeout as u64, Relaxed);
+    ctx.hub.bind_session(
+        session_id,
+        ConnHandle {
+            info: info.clone(),
+            tx: out.clone(),
+        },
+    );
+    send_connect_response(out, timeout, session_id, password, req.read_only);
+    debug!(session = format!("{session_id:#x}"), timeout, "session established");
+    Ok(Some(session_id))
+}
+
+fn send_connect_response(
+    out: &mpsc::UnboundedSender<Outbound>,
+    timeout: u32,
+    session_id: i64,
+    passwd: Vec<u8>,
+    read_only: Option<bool>,
+) {
+    let rsp = ConnectResponse {
+        protocol_version: 0,
+        timeout: timeout as i32,
+        session_id,
+        passwd,
+        read_only: read_only.map(|_| false),
+    };
+    let mut f = Vec::new();
+    frame::write_frame(&mut f, &rsp.encode());
+    let _ = out.send(Outbound::Frame(f));
+}
+
+async fn write_loop(
+    mut wr: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Outbound>,
+    info: Arc<ConnInfo>,
+    hub: Arc<Hub>,
+) {
+    let mut buf = Vec::with_capacity(4096);
+    while let Some(first) = rx.recv().await {
+        let mut close = false;
+        let mut frames = 0u64;
+        let mut push = |o: Outbound, close: &mut bool| match o {
+            Outbound::Frame(f) => {
+                buf.extend_from_slice(&f);
+                frames += 1;
+            }
+            Outbound::Close => *close = true,
+        };
+        push(first, &mut close);
+        while !close {
+            match rx.try_recv() {
+                Ok(o) => push(o, &mut close),
+                Err(_) => break,
+            }
+        }
+        if !buf.is_empty() {
+            if wr.write_all(&buf).await.is_err() {
+                break;
+            }
+            buf.clear();
+        }
+        info.sent.fetch_add(frames, Relaxed);
+        hub.packets_sent.fetch_add(frames, Relaxed);
+        if close {
+            break;
+        }
+    }
+    let _ = wr.shutdown().await;
+}
+
+/// A request waiting for its turn to be answered.
+struct Pending {
+    xid: i32,
+    op: OpCode,
+    started: Instant,
+    what: PendingKind,
+}
+
+enum PendingKind {
+    /// A write in the log; answered when it applies.
+    Proposed(oneshot::Receiver<Applied>),
+    /// A read or session-local request, run when it reaches the front.
+    Deferred(Request),
+    /// An answer known at once, held back to keep the session's order.
+    Answered(ErrorCode),
+}
+
+struct Connection<'a> {
+    ctx: &'a ConnCtx,
+    info: Arc<ConnInfo>,
+    session: i64,
+    auth: AuthInfo,
+    out: mpsc::UnboundedSender<Outbound>,
+    queue: VecDeque<Pending>,
+    /// Set after closeSession or a failed auth: answer what is queued, then
+    /// close.
+    closing: bool,
+}
+
+impl Connection<'_> {
+    async fn request_loop(
+        &mut self,
+        rd: &mut tokio::net::tcp::OwnedReadHalf,
+        rbuf: &mut BytesMut,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), ConnError> {
+        let max = self.ctx.cfg.max_packet;
+        let out = self.out.clone();
+        loop {
+            // Frames already buffered (several may arrive in one read).
+            while !self.closing && self.queue.len() < MAX_OUTSTANDING {
+                let Some(len) = frame::check(rbuf, max)? else { break };
+                rbuf.advance(4);
+                let payload = rbuf.split_to(len);
+                let req = Request::decode(&payload)?;
+                self.on_request(req);
+            }
+            self.run_front();
+            if self.closing && self.queue.is_empty() {
+                return Ok(());
+            }
+            let front_proposed = matches!(
+                self.queue.front(),
+                Some(Pending {
+                    what: PendingKind::Proposed(_),
+                    ..
+                })
+            );
+            tokio::select! {
+                n = rd.read_buf(rbuf), if !self.closing && self.queue.len() < MAX_OUTSTANDING => {
+                    if n? == 0 {
+                        return Ok(());
+                    }
+                }
+                applied = wait_front(&mut self.queue), if front_proposed => {
+                    let p = self.queue.pop_front().expect("front exists");
+                    self.ctx.hub.outstanding.fetch_sub(1, Relaxed);
+                    match applied {
+                        Ok(a) => self.reply(p.xid, p.op, p.started, a.zxid, a.err, &a.body),
+                        Err(_) => return Err(ConnError::NotServing),
+                    }
+                    if p.op == OpCode::CloseSession {
+                        self.closing = true;
+                    }
+                }
+                _ = out.closed() => return Ok(()),
+                _ = shutdown.changed() => return Ok(()),
+            }
+        }
+    }
+
+    fn on_request(&mut self, req: Request) {
+        self.info.received.fetch_add(1, Relaxed);
+        self.info.last_cxid.store(req.xid as u64, Relaxed);
+        self.ctx.hub.packets_received.fetch_add(1, Relaxed);
+        {
+            let mut state = self.ctx.hub.state();
+            let now = monotonic_ms(self.ctx.hub.started);
+            state.sessions.touch(self.session, now);
+        }
+        let started = Instant::now();
+        let what = match ops::kind(req.op) {
+            Kind::Write => match self.prepare(&req) {
+                Err(code) => PendingKind::Answered(code),
+                Ok(kind) => {
+                    if req.op == OpCode::CloseSession {
+                        // Our own close: the reply must go out before the
+                        // connection closes, so stop taking events now.
+                        self.ctx.hub.unbind(&self.info);
+                    }
+                    self.ctx.hub.outstanding.fetch_add(1, Relaxed);
+                    let rx = self.ctx.proposer.propose(self.session, self.auth.clone(), kind);
+                    PendingKind::Proposed(rx)
+                }
+            },
+            Kind::Read | Kind::Local => PendingKind::Deferred(req.clone()),
+        };
+        self.queue.push_back(Pending {
+            xid: req.xid,
+            op: req.op,
+            started,
+            what,
+        });
+    }
+
+    /// Checks that depend on this server's settings, not on the tree.
+    fn prepare(&self, req: &Request) -> Result<TxnKind, ErrorCode> {
+        if req.op == OpCode::CloseSession {
+            return Ok(TxnKind::CloseSession);
+        }
+        let uses_ttl = match &req.body {
+            RequestBody::CreateTtl(_) => true,
+            RequestBody::Multi(ops) => ops.iter().any(|o| o.op() == OpCode::CreateTtl),
+            _ => false,
+        };
+        if uses_ttl && !self.ctx.cfg.extended_types_enabled {
+            // ZooKeeper without zookeeper.extendedTypesEnabled.
+            return Err(ErrorCode::Unimplemented);
+        }
+        Ok(TxnKind::Write(req.clone()))
+    }
+
+    /// Answers every request at the front that no longer waits on the log.
+    fn run_front(&mut self) {
+        while let Some(p) = self.queue.front() {
+            if matches!(p.what, PendingKind::Proposed(_)) {
+                return;
+            }
+            let p = self.queue.pop_front().expect("front exists");
+            match p.what {
+                PendingKind::Answered(code) => {
+                    let zxid = self.ctx.hub.state().last_zxid;
+                    self.reply(p.xid, p.op, p.started, zxid, code, &ResponseBody::Empty);
+                }
+                PendingKind::Deferred(req) => self.execute(req, p.started),
+                PendingKind::Proposed(_) => unreachable!("checked above"),
+            }
+        }
+    }
+
+    /// Runs a read or session-local request now.
+    fn execute(&mut self, req: Request, started: Instant) {
+        let super_digest = self.ctx.cfg.super_digest.as_deref();
+        let mut state = self.ctx.hub.state();
+        let zxid = state.last_zxid;
+        let (err, body) = match (&req.body, req.op) {
+            (RequestBody::Ping, _) => (ErrorCode::Ok, ResponseBody::Empty),
+            (RequestBody::Auth(a), _) => match ops::auth::run(&mut self.auth, a, super_digest) {
+                Ok(()) => (ErrorCode::Ok, ResponseBody::Empty),
+                Err(e) => {
+                    // ZooKeeper answers AuthFailed and closes the connection.
+                    self.closing = true;
+                    (e, ResponseBody::Empty)
+                }
+            },
+            (RequestBody::SetWatches(w), _) => {
+                for event in ops::set_watches::run(&mut state, self.session, w) {
+                    let mut f = Vec::new();
+                    frame::write_frame(&mut f, &proto::response::encode_notification(&event));
+                    let _ = self.out.send(Outbound::Frame(f));
+                }
+                (ErrorCode::Ok, ResponseBody::Empty)
+            }
+            (RequestBody::AddWatch(a), _) => split(ops::add_watch::run(&mut state, self.session, a)),
+            (RequestBody::RemoveWatches(r), op) => split(ops::remove_watches::run(
+                &mut state,
+                self.session,
+                r,
+                op == OpCode::RemoveWatches,
+            )),
+            (RequestBody::WhoAmI, _) => (ErrorCode::Ok, ops::who_am_i::run(&self.auth)),
+            (RequestBody::Reconfig(_), _) => (ErrorCode::ReconfigDisabled, ResponseBody::Empty),
+            (RequestBody::Sasl(_), _) => (ErrorCode::Unimplemented, ResponseBody::Empty),
+            _ => {
+                let ctx = ReadCtx {
+                    session: self.session,
+                    auth: &self.auth,
+                };
+                split(ops::read(&mut state, &ctx, &req))
+            }
+        };
+        // Reply while holding the lock, so no event of a later write can
+        // be queued ahead of this answer.
+        self.reply(req.xid, req.op, started, zxid, err, &body);
+        drop(state);
+    }
+
+    fn reply(&self, xid_: i32, op: OpCode, started: Instant, zxid: i64, err: ErrorCode, body: &ResponseBody) {
+        let mut f = Vec::new();
+        frame::write_frame(&mut f, &encode_reply(xid_, zxid, err, body));
+        let _ = self.out.send(Outbound::Frame(f));
+        self.info.last_zxid.store(zxid as u64, Relaxed);
+        if xid_ != xid::PING {
+            self.ctx
+                .metrics
+                .observe_request(op.name(), err.name(), started.elapsed().as_secs_f64());
+        }
+    }
+}
+
+fn split(r: Result<ResponseBody, ErrorCode>) -> (ErrorCode, ResponseBody) {
+    match r {
+        Ok(b) => (ErrorCode::Ok, b),
+        Err(e) => (e, ResponseBody::Empty),
+    }
+}
+
+async fn wait_front(queue: &mut VecDeque<Pending>) -> Result<Applied, oneshot::error::RecvError> {
+    match queue.front_mut() {
+        Some(Pending {
+            what: PendingKind::Proposed(rx),
+            ..
+        }) => rx.await,
+        _ => std::future::pending().await,
+    }
+}

@@ -20,6 +20,8 @@
 //!   loop.
 //! - [`conn`]: one task per client connection: framing, handshake, per
 //!   session ordering, four-letter words.
+//! - [`hub`]: the state behind its lock and the live connections by
+//!   session: where apply hands watch events to sockets.
 //! - [`fourletter`]: the four-letter-word commands.
 //! - [`admin`]: admin HTTP (`/healthz`, `/readyz`, `/metrics`, `/v1/status`).
 //! - [`metrics`]: Prometheus metrics.
@@ -34,6 +36,7 @@ pub mod config;
 pub mod conn;
 pub mod consensus;
 pub mod fourletter;
+pub mod hub;
 pub mod metrics;
 pub mod ops;
 pub mod path;

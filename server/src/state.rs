@@ -1,1 +1,306 @@
-//! state (in progress).
+//! The replicated state machine: data tree, session table and watch
+//! manager, and the one function that changes them, [`State::apply`],
+//! which every member runs on every committed entry in log order. Pure:
+//! no clock (the entry carries the proposer's time), no I/O (watch events
+//! are returned, not sent).
+//!
+//! Also the snapshot format of this state.
+
+use proto::jute::{self, DecodeError, Reader, Record};
+use proto::records::Acl;
+use proto::response::ResponseBody;
+use proto::ErrorCode;
+
+use crate::ops::{self, WriteCtx};
+use crate::session::SessionTable;
+use crate::tree::{Change, DataTree, Node};
+use crate::txn::{Txn, TxnKind};
+use crate::watch::{Notification, WatchManager};
+
+#[derive(Default)]
+pub struct State {
+    pub tree: DataTree,
+    pub sessions: SessionTable,
+    pub watches: WatchManager,
+    /// zxid of the last applied entry.
+    pub last_zxid: i64,
+}
+
+/// The outcome of applying one entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    pub zxid: i64,
+    pub session_id: i64,
+    pub err: ErrorCode,
+    pub body: ResponseBody,
+    /// Watch events to deliver, in order.
+    pub notifications: Vec<Notification>,
+    /// A session that ended (closed or expired): its connection is closed.
+    pub ended_session: Option<i64>,
+}
+
+impl State {
+    pub fn new() -> State {
+        State {
+            tree: DataTree::new(),
+            sessions: SessionTable::new(),
+            watches: WatchManager::default(),
+            last_zxid: 0,
+        }
+    }
+
+    /// Applies a committed entry. `now_ms` is this member's clock, used only
+    /// for session deadlines (which are local, not replicated).
+    pub fn apply(&mut self, zxid: i64, txn: &Txn, now_ms: u64) -> Applied {
+        self.last_zxid = zxid;
+        let mut changes = Vec::new();
+        let mut ended_session = None;
+        let result = match &txn.kind {
+            TxnKind::CreateSession { timeout_ms, password } => {
+                self.sessions
+                    .insert(txn.session_id, *timeout_ms, password.clone(), now_ms);
+                Ok(ResponseBody::Empty)
+            }
+            TxnKind::CloseSession => {
+                self.close_session(txn.session_id, zxid, &mut changes);
+                ended_session = Some(txn.session_id);
+                Ok(ResponseBody::Empty)
+            }
+            TxnKind::Write(req) => {
+                if !self.sessions.contains(txn.session_id) {
+                    Err(ErrorCode::SessionExpired)
+                } else {
+                    let ctx = WriteCtx {
+                        zxid,
+                        time: txn.time_ms,
+                        session: txn.session_id,
+                        auth: &txn.auth,
+                    };
+                    ops::apply_write(self, &ctx, req, &mut changes)
+                }
+            }
+            TxnKind::Reap { path } => {
+                let reapable = self
+                    .tree
+                    .get(path)
+                    .is_some_and(|n| n.children.is_empty() && n.is_reapable(txn.time_ms));
+                if reapable {
+                    self.tree.delete(path, zxid, &mut changes).map(|_| ResponseBody::Empty)
+                } else {
+                    Err(ErrorCode::NoNode)
+                }
+            }
+        };
+        let notifications = self.fire(&changes);
+        let (err, body) = match result {
+            Ok(b) => (ErrorCode::Ok, b),
+            Err(e) => (e, ResponseBody::Empty),
+        };
+        Applied {
+            zxid,
+            session_id: txn.session_id,
+            err,
+            body,
+            notifications,
+            ended_session,
+        }
+    }
+
+    /// Deletes the session's ephemerals and forgets it and its watches.
+    fn close_session(&mut self, session: i64, zxid: i64, changes: &mut Vec<Change>) {
+        self.watches.remove_session(session);
+        for p in self.tree.ephemerals_of(session) {
+            let _ = self.tree.delete(&p, zxid, changes);
+        }
+        self.sessions.remove(session);
+    }
+
+    /// Turns tree changes into watch notifications (DataTree's
+    /// triggerWatch calls).
+    fn fire(&mut self, changes: &[Change]) -> Vec<Notification> {
+        let mut out = Vec::new();
+        for c in changes {
+            out.extend(match c {
+                Change::Created(p) => self.watches.node_created(p),
+                Change::Deleted(p) => self.watches.node_deleted(p),
+                Change::DataChanged(p) => self.watches.node_data_changed(p),
+                Change::ChildrenChanged(p) => self.watches.node_children_changed(p),
+            });
+        }
+        out
+    }
+
+    /// Serializes the tree and sessions (watches are per connection and are
+    /// re-registered by clients; deadlines are local).
+    pub fn encode_snapshot(&self) -> Vec<u8> {
+        let mut out = vec![SNAPSHOT_VERSION];
+        jute::write_i64(&mut out, self.last_zxid);
+        jute::write_i32(&mut out, self.tree.node_count() as i32);
+        let mut nodes: Vec<_> = self.tree.iter().collect();
+        nodes.sort_by(|a, b| a.0.cmp(b.0));
+        for (path, n) in nodes {
+            jute::write_string(&mut out, path);
+            jute::write_buffer(&mut out, &n.data);
+            jute::write_i32(&mut out, n.acl.len() as i32);
+            for a in &n.acl {
+                a.write(&mut out);
+            }
+            for v in [n.czxid, n.mzxid, n.pzxid, n.ctime, n.mtime, n.ephemeral_owner] {
+                jute::write_i64(&mut out, v);
+            }
+            for v in [n.version, n.cversion, n.aversion] {
+                jute::write_i32(&mut out, v);
+            }
+        }
+        let sessions: Vec<_> = self.sessions.iter().collect();
+        jute::write_i32(&mut out, sessions.len() as i32);
+        for s in sessions {
+            jute::write_i64(&mut out, s.id);
+            jute::write_i32(&mut out, s.timeout_ms as i32);
+            jute::write_buffer(&mut out, &s.password);
+        }
+        out
+    }
+
+    /// Rebuilds the state from a snapshot; every session gets a full
+    /// timeout from `now_ms`.
+    pub fn decode_snapshot(buf: &[u8], now_ms: u64) -> Result<State, DecodeError> {
+        let (&v, rest) = buf.split_first().ok_or(DecodeError::Truncated { needed: 1 })?;
+        if v != SNAPSHOT_VERSION {
+            return Err(DecodeError::Invalid("unknown snapshot format version"));
+        }
+        let mut r = Reader::new(rest);
+        let last_zxid = r.read_i64()?;
+        let count = r.read_i32()?;
+        let mut tree = DataTree::empty();
+        let mut paths = Vec::with_capacity(count.max(0) as usize);
+        for _ in 0..count {
+            let path = r.read_string()?;
+            let data = r.read_buffer()?;
+            let acl: Vec<Acl> = r.read_vec()?;
+            let mut n = Node::new(data, acl, 0, 0, 0);
+            n.czxid = r.read_i64()?;
+            n.mzxid = r.read_i64()?;
+            n.pzxid = r.read_i64()?;
+            n.ctime = r.read_i64()?;
+            n.mtime = r.read_i64()?;
+            n.ephemeral_owner = r.read_i64()?;
+            n.version = r.read_i32()?;
+            n.cversion = r.read_i32()?;
+            n.aversion = r.read_i32()?;
+            tree.insert_raw(path.clone(), n);
+            paths.push(path);
+        }
+        for p in &paths {
+            if p != "/" {
+                tree.link_child(p);
+            }
+        }
+        let mut sessions = SessionTable::new();
+        let count = r.read_i32()?;
+        for _ in 0..count {
+            let id = r.read_i64()?;
+            let timeout = r.read_i32()? as u32;
+            let password = r.read_buffer()?;
+            sessions.insert(id, timeout, password, now_ms);
+        }
+        r.finish()?;
+        for (s, _) in tree.all_ephemerals() {
+            if !sessions.contains(s) {
+                return Err(DecodeError::Invalid("ephemeral owned by an unknown session"));
+            }
+        }
+        Ok(State {
+            tree,
+            sessions,
+            watches: WatchManager::default(),
+            last_zxid,
+        })
+    }
+}
+
+const SNAPSHOT_VERSION: u8 = 1;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acl::AuthInfo;
+    use proto::opcode::OpCode;
+    use proto::records::{create_mode, CreateRequest};
+    use proto::request::{Request, RequestBody};
+
+    fn txn(session: i64, kind: TxnKind) -> Txn {
+        Txn {
+            origin: 1,
+            proposal: 0,
+            session_id: session,
+            time_ms: 1000,
+            auth: AuthInfo::new(None),
+            kind,
+        }
+    }
+
+    fn create(path: &str, flags: i32) -> TxnKind {
+        TxnKind::Write(Request {
+            xid: 1,
+            op: OpCode::Create,
+            body: RequestBody::Create(CreateRequest {
+                path: path.into(),
+                data: b"v".to_vec(),
+                acl: crate::acl::open_acl_unsafe(),
+                flags,
+            }),
+        })
+    }
+
+    #[test]
+    fn closing_a_session_deletes_its_ephemerals_and_fires_watches() {
+        let mut s = State::new();
+        let open = |_id: i64| TxnKind::CreateSession {
+            timeout_ms: 5000,
+            password: vec![1; 16],
+        };
+        s.apply(1, &txn(7, open(7)), 0);
+        s.apply(2, &txn(8, open(8)), 0);
+        assert_eq!(s.apply(3, &txn(7, create("/e", create_mode::EPHEMERAL)), 0).err, ErrorCode::Ok);
+        s.watches.add_data_watch(8, "/e");
+        let a = s.apply(4, &txn(7, TxnKind::CloseSession), 0);
+        assert_eq!(a.ended_session, Some(7));
+        assert!(!s.tree.contains("/e"));
+        assert_eq!(a.notifications.len(), 1);
+        assert_eq!(a.notifications[0].session, 8);
+        // A write from a closed session is refused.
+        assert_eq!(s.apply(5, &txn(7, create("/x", 0)), 0).err, ErrorCode::SessionExpired);
+        assert_eq!(s.last_zxid, 5);
+    }
+
+    #[test]
+    fn snapshot_round_trips_tree_and_sessions() {
+        let mut s = State::new();
+        s.apply(
+            1,
+            &txn(
+                7,
+                TxnKind::CreateSession {
+                    timeout_ms: 5000,
+                    password: vec![1; 16],
+                },
+            ),
+            0,
+        );
+        s.apply(2, &txn(7, create("/a", 0)), 0);
+        s.apply(3, &txn(7, create("/a/e", create_mode::EPHEMERAL_SEQUENTIAL)), 0);
+        let snap = s.encode_snapshot();
+        let r = State::decode_snapshot(&snap, 0).unwrap();
+        assert_eq!(r.last_zxid, 3);
+        assert_eq!(r.tree.node_count(), s.tree.node_count());
+        assert_eq!(r.tree.stat("/a"), s.tree.stat("/a"));
+        assert_eq!(r.tree.ephemerals_of(7), vec!["/a/e0000000000".to_string()]);
+        assert_eq!(r.tree.approximate_data_size(), s.tree.approximate_data_size());
+        assert!(r.sessions.contains(7));
+        assert_eq!(r.encode_snapshot(), snap);
+        for cut in [0, 1, snap.len() / 2, snap.len() - 1] {
+            assert!(State::decode_snapshot(&snap[..cut], 0).is_err());
+        }
+    }
+}

@@ -1,1 +1,501 @@
-//! consensus (in progress).
+//! The one task that owns the raft node (raft-rs `RawNode`) and runs its
+//! Ready loop: persist entries and hard state to the WAL, fsync once per
+//! batch (group commit), only then let raft count them, apply committed
+//! entries to the state in log order, answer the proposers, snapshot.
+//! Nothing else touches the node; other tasks talk to it through
+//! [`Proposer`].
+//!
+//! The zxid of an entry is `term << 32 | index`: monotonic across leader
+//! changes, with the epoch in the high 32 bits as in ZooKeeper.
+//!
+//! This issue runs an ensemble of one: the node campaigns at start and is
+//! its own quorum. The peer transport arrives with the ensemble.
+
+mod raft_log;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use raft::eraftpb::{ConfState, Entry, EntryType, Snapshot};
+use raft::storage::MemStorage;
+use raft::{RawNode, StateRole, Storage};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use crate::acl::AuthInfo;
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+use crate::state::{Applied, State};
+use crate::storage::{Disk, RecoveryMode, SnapshotStore, StorageError, Wal};
+use crate::txn::{Txn, TxnKind};
+
+/// Settings of the consensus task.
+#[derive(Debug, Clone)]
+pub struct ConsensusConfig {
+    pub id: u64,
+    pub data_dir: PathBuf,
+    /// One raft tick; elections take 10 ticks, heartbeats 1.
+    pub tick: Duration,
+    /// Take a snapshot after this many applied entries.
+    pub snapshot_every: u64,
+    pub snapshots_to_keep: usize,
+    pub wal_segment_bytes: u64,
+    pub recovery_mode: RecoveryMode,
+    /// How often the container/TTL reaper looks for candidates.
+    pub reap_interval: Duration,
+}
+
+/// A request to the consensus task.
+pub enum Command {
+    /// Replicate and apply `kind` on behalf of `session_id`.
+    Propose {
+        session_id: i64,
+        auth: AuthInfo,
+        kind: TxnKind,
+        reply: oneshot::Sender<Applied>,
+    },
+    /// Create a session; the task picks its id.
+    CreateSession {
+        timeout_ms: u32,
+        password: Vec<u8>,
+        reply: oneshot::Sender<Applied>,
+    },
+}
+
+/// The handle other tasks use to propose. Cheap to clone.
+#[derive(Clone)]
+pub struct Proposer {
+    tx: mpsc::UnboundedSender<Command>,
+}
+
+impl Proposer {
+    /// Proposes a write; the receiver yields the applied outcome, or an
+    /// error if the server is shutting down or lost leadership.
+    pub fn propose(&self, session_id: i64, auth: AuthInfo, kind: TxnKind) -> oneshot::Receiver<Applied> {
+        let (reply, rx) = oneshot::channel();
+        let _ = self.tx.send(Command::Propose {
+            session_id,
+            auth,
+            kind,
+            reply,
+        });
+        rx
+    }
+
+    pub fn create_session(&self, timeout_ms: u32, password: Vec<u8>) -> oneshot::Receiver<Applied> {
+        let (reply, rx) = oneshot::channel();
+        let _ = self.tx.send(Command::CreateSession {
+            timeout_ms,
+            password,
+            reply,
+        });
+        rx
+    }
+}
+
+/// Milliseconds on this process's monotonic clock: session deadlines.
+pub fn monotonic_ms(started: Instant) -> u64 {
+    started.elapsed().as_millis() as u64
+}
+
+fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub fn zxid_of(term: u64, index: u64) -> i64 {
+    ((term as i64) << 32) | (index as i64 & 0xffff_ffff)
+}
+
+pub struct Consensus {
+    cfg: ConsensusConfig,
+    raw: RawNode<MemStorage>,
+    wal: Wal,
+    snapshots: SnapshotStore,
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
+    rx: mpsc::UnboundedReceiver<Command>,
+    /// Proposals of this server waiting for their entry to apply.
+    pending: HashMap<u64, oneshot::Sender<Applied>>,
+    next_proposal: u64,
+    next_session_id: i64,
+    /// Sessions whose expiry has been proposed but not applied yet.
+    closing: HashSet<i64>,
+    reaping: HashSet<String>,
+    applied_index: u64,
+    applied_term: u64,
+    snapshot_index: u64,
+}
+
+impl Consensus {
+    /// Recovers state from the data directory (latest snapshot, then the
+    /// WAL) and builds the raft node. Returns the hub holding the
+    /// recovered state and the proposer handle.
+    pub fn open(
+        cfg: ConsensusConfig,
+        disk: Arc<dyn Disk>,
+        metrics: Arc<Metrics>,
+    ) -> Result<(Consensus, Arc<Hub>, Proposer), StorageError> {
+        let started = Instant::now();
+        let snapshots = SnapshotStore::open(disk.clone(), &cfg.data_dir.join("snapshots"), cfg.snapshots_to_keep)?;
+        let (wal, recovered) = Wal::open_with(
+            disk.clone(),
+            &cfg.data_dir.join("wal"),
+            cfg.recovery_mode,
+            cfg.wal_segment_bytes,
+        )?;
+        let storage = MemStorage::new();
+        let mut state = State::new();
+        let mut snapshot_index = 0;
+        let mut snapshot_term = 0;
+        match snapshots.load_latest()? {
+            Some((meta, data)) => {
+                state = State::decode_snapshot(&data, 0).map_err(|e| StorageError::Corruption {
+                    file: cfg.data_dir.join("snapshots").display().to_string(),
+                    offset: 0,
+                    detail: format!(
+                        "snapshot at index {} does not decode ({e}); move it aside to recover from an older one",
+                        meta.index
+                    ),
+                })?;
+                snapshot_index = meta.index;
+                snapshot_term = meta.term;
+                let mut snap = Snapshot::default();
+                snap.set_metadata(meta);
+                storage
+                    .wl()
+                    .apply_snapshot(snap)
+                    .map_err(|e| StorageError::Raft(e.to_string()))?;
+            }
+            None => {
+                storage.initialize_with_conf_state(ConfState::from((vec![cfg.id], vec![])));
+            }
+        }
+        let entries: Vec<Entry> = recovered
+            .entries
+            .into_iter()
+            .filter(|e| e.index > snapshot_index)
+            .collect();
+        if let Some(first) = entries.first() {
+            if first.index != snapshot_index + 1 {
+                return Err(StorageError::Corruption {
+                    file: cfg.data_dir.join("wal").display().to_string(),
+                    offset: 0,
+                    detail: format!(
+                        "log starts at index {} but the latest snapshot ends at {snapshot_index}: entries are missing",
+                        first.index
+                    ),
+                });
+            }
+        }
+        let recovered_entries = entries.len();
+        storage
+            .wl()
+            .append(&entries)
+            .map_err(|e| StorageError::Raft(e.to_string()))?;
+        let mut hs = recovered.hard_state;
+        if hs.commit < snapshot_index {
+            hs.commit = snapshot_index;
+        }
+        if hs.term < snapshot_term {
+            hs.term = snapshot_term;
+        }
+        let last = storage.last_index().unwrap_or(snapshot_index);
+        if hs.commit > last {
+            hs.commit = last;
+        }
+        storage.wl().set_hardstate(hs);
+        info!(
+            snapshot_index,
+            recovered_entries,
+            last_zxid = format!("{:#x}", state.last_zxid),
+            "recovered state from {}",
+            cfg.data_dir.display()
+        );
+
+        let raft_cfg = raft::Config {
+            id: cfg.id,
+            election_tick: 10,
+            heartbeat_tick: 1,
+            applied: snapshot_index,
+            max_size_per_msg: 1024 * 1024,
+            max_inflight_msgs: 256,
+            check_quorum: true,
+            pre_vote: true,
+            ..Default::default()
+        };
+        raft_cfg.validate().map_err(|e| StorageError::Raft(e.to_string()))?;
+        let logger = raft_log::logger();
+        let mut raw = RawNode::new(&raft_cfg, storage, &logger).map_err(|e| StorageError::Raft(e.to_string()))?;
+        // An ensemble of one is its own quorum: elect ourselves now.
+        if raw.raft.prs().conf().voters().ids().len() == 1 {
+            let _ = raw.campaign();
+        }
+        state.sessions.reset_deadlines(0);
+        let hub = Hub::new(state);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let seed = crate::session::initial_session_id(cfg.id, wall_ms() as u64);
+        debug!(elapsed_ms = started.elapsed().as_millis() as u64, "consensus node ready");
+        Ok((
+            Consensus {
+                cfg,
+                raw,
+                wal,
+                snapshots,
+                hub: hub.clone(),
+                metrics,
+                rx,
+                pending: HashMap::new(),
+                next_proposal: 1,
+                next_session_id: seed,
+                closing: HashSet::new(),
+                reaping: HashSet::new(),
+                applied_index: snapshot_index,
+                applied_term: snapshot_term,
+                snapshot_index,
+            },
+            hub,
+            Proposer { tx },
+        ))
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raw.raft.state == StateRole::Leader
+    }
+
+    /// Runs until `shutdown` resolves or storage fails. A storage failure
+    /// stops the node: continuing with an unknown log state could lose
+    /// acknowledged writes.
+    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), StorageError> {
+        tokio::pin!(shutdown);
+        let mut tick = tokio::time::interval(self.cfg.tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut reap = tokio::time::interval(self.cfg.reap_interval);
+        reap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = tick.tick() => {
+                    self.raw.tick();
+                    self.expire_sessions();
+                    self.publish();
+                }
+                _ = reap.tick() => self.reap(),
+                cmd = self.rx.recv() => {
+                    let Some(cmd) = cmd else { break };
+                    self.handle(cmd);
+                    // Take everything already queued: one fsync for the lot.
+                    while let Ok(cmd) = self.rx.try_recv() {
+                        self.handle(cmd);
+                    }
+                }
+            }
+            self.on_ready()?;
+        }
+        info!("consensus task stopping");
+        Ok(())
+    }
+
+    fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::Propose {
+                session_id,
+                auth,
+                kind,
+                reply,
+            } => self.propose(session_id, auth, kind, Some(reply)),
+            Command::CreateSession {
+                timeout_ms,
+                password,
+                reply,
+            } => {
+                let id = self.next_session_id;
+                self.next_session_id += 1;
+                self.propose(
+                    id,
+                    AuthInfo::default(),
+                    TxnKind::CreateSession { timeout_ms, password },
+                    Some(reply),
+                );
+            }
+        }
+    }
+
+    fn propose(&mut self, session_id: i64, auth: AuthInfo, kind: TxnKind, reply: Option<oneshot::Sender<Applied>>) {
+        let proposal = self.next_proposal;
+        self.next_proposal += 1;
+        let txn = Txn {
+            origin: self.cfg.id,
+            proposal,
+            session_id,
+            time_ms: wall_ms(),
+            auth,
+            kind,
+        };
+        match self.raw.propose(vec![], txn.encode()) {
+            Ok(()) => {
+                if let Some(r) = reply {
+                    self.pending.insert(proposal, r);
+                }
+            }
+            // Dropping `reply` tells the client's connection to give up;
+            // the client reconnects and retries elsewhere.
+            Err(e) => debug!(error = %e, "proposal dropped"),
+        }
+    }
+
+    /// The leader expires sessions whose deadline passed.
+    fn expire_sessions(&mut self) {
+        if !self.is_leader() {
+            return;
+        }
+        let now = monotonic_ms(self.hub.started);
+        let expired = self.hub.state().sessions.expired(now);
+        for s in expired {
+            if self.closing.insert(s) {
+                info!(session = format!("{s:#x}"), "session expired");
+                self.propose(s, AuthInfo::default(), TxnKind::CloseSession, None);
+            }
+        }
+    }
+
+    /// The leader proposes deletion of empty containers and expired TTL
+    /// nodes (ZooKeeper's ContainerManager).
+    fn reap(&mut self) {
+        if !self.is_leader() {
+            return;
+        }
+        let candidates = self.hub.state().tree.reap_candidates(wall_ms());
+        for path in candidates {
+            if self.reaping.insert(path.clone()) {
+                self.propose(0, AuthInfo::default(), TxnKind::Reap { path }, None);
+            }
+        }
+    }
+
+    fn on_ready(&mut self) -> Result<(), StorageError> {
+        if !self.raw.has_ready() {
+            return Ok(());
+        }
+        let mut ready = self.raw.ready();
+        // Single member: there are no messages to send yet.
+        let committed = ready.take_committed_entries();
+        self.apply_entries(committed)?;
+        if !ready.entries().is_empty() {
+            self.wal.append(ready.entries())?;
+            self.raw
+                .store()
+                .wl()
+                .append(ready.entries())
+                .map_err(|e| StorageError::Raft(e.to_string()))?;
+        }
+        if let Some(hs) = ready.hs() {
+            self.wal.set_hard_state(hs)?;
+            self.raw.store().wl().set_hardstate(hs.clone());
+        }
+        if ready.must_sync() {
+            let batch = ready.entries().len();
+            let t = Instant::now();
+            tokio::task::block_in_place(|| self.wal.sync())?;
+            self.metrics.observe_fsync(t.elapsed().as_secs_f64(), batch);
+        }
+        let mut light = self.raw.advance(ready);
+        if let Some(commit) = light.commit_index() {
+            self.raw.store().wl().mut_hard_state().set_commit(commit);
+        }
+        let committed = light.take_committed_entries();
+        self.apply_entries(committed)?;
+        self.raw.advance_apply();
+        self.maybe_snapshot()?;
+        self.publish();
+        Ok(())
+    }
+
+    fn apply_entries(&mut self, entries: Vec<Entry>) -> Result<(), StorageError> {
+        for entry in entries {
+            self.applied_index = entry.index;
+            self.applied_term = entry.term;
+            if entry.get_entry_type() != EntryType::EntryNormal || entry.get_data().is_empty() {
+                // Leader no-ops; configuration changes come with the ensemble.
+                continue;
+            }
+            let txn = Txn::decode(entry.get_data()).map_err(|e| StorageError::Corruption {
+                file: "raft log".into(),
+                offset: entry.index,
+                detail: format!("committed entry {} does not decode: {e}", entry.index),
+            })?;
+            let zxid = zxid_of(entry.term, entry.index);
+            let now = monotonic_ms(self.hub.started);
+            let applied = {
+                let mut state = self.hub.state();
+                let applied = state.apply(zxid, &txn, now);
+                self.hub.deliver(&applied);
+                applied
+            };
+            match &txn.kind {
+                TxnKind::CloseSession => {
+                    self.closing.remove(&txn.session_id);
+                }
+                TxnKind::Reap { path } => {
+                    self.reaping.remove(path);
+                }
+                _ => {}
+            }
+            if txn.origin == self.cfg.id {
+                if let Some(reply) = self.pending.remove(&txn.proposal) {
+                    let _ = reply.send(applied);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn maybe_snapshot(&mut self) -> Result<(), StorageError> {
+        if self.applied_index < self.snapshot_index + self.cfg.snapshot_every {
+            return Ok(());
+        }
+        let t = Instant::now();
+        let data = self.hub.state().encode_snapshot();
+        let conf_state = self
+            .raw
+            .store()
+            .initial_state()
+            .map_err(|e| StorageError::Raft(e.to_string()))?
+            .conf_state;
+        let mut meta = raft::eraftpb::SnapshotMetadata::default();
+        meta.index = self.applied_index;
+        meta.term = self.applied_term;
+        meta.set_conf_state(conf_state);
+        tokio::task::block_in_place(|| self.snapshots.save(&meta, &data))?;
+        self.snapshot_index = self.applied_index;
+        // Keep the in-memory log from growing without bound; the WAL drops
+        // whole segments covered by the snapshot.
+        if let Err(e) = self.raw.store().wl().compact(self.applied_index) {
+            warn!(error = %e, "could not compact the in-memory log");
+        }
+        tokio::task::block_in_place(|| self.wal.compact(self.applied_index))?;
+        self.metrics.snapshot_taken();
+        info!(
+            index = self.applied_index,
+            bytes = data.len(),
+            ms = t.elapsed().as_millis() as u64,
+            "snapshot taken"
+        );
+        Ok(())
+    }
+
+    /// Publishes raft figures for status reports.
+    fn publish(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let v = &self.hub.raft;
+        v.term.store(self.raw.raft.term, Relaxed);
+        v.commit.store(self.raw.raft.raft_log.committed, Relaxed);
+        v.applied.store(self.applied_index, Relaxed);
+        v.leader_id.store(self.raw.raft.leader_id, Relaxed);
+        v.is_leader.store(self.is_leader(), Relaxed);
+    }
+}

@@ -1,0 +1,208 @@
+//! Where the I/O tasks meet: the state machine behind one mutex, and the
+//! live client connections by session, so the apply loop can hand watch
+//! events to the right socket.
+//!
+//! Ordering rule (docs/ordering.md): watch events are queued on a
+//! connection's outbound channel by the apply loop *while it still holds
+//! the state lock*, and a connection queues a reply only after it has
+//! read or applied under that lock. Both go through the same FIFO channel,
+//! so an event always precedes the reply of any later request.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use crate::state::{Applied, State};
+
+/// What a connection's writer task is told to do.
+#[derive(Debug)]
+pub enum Outbound {
+    /// A whole frame (length prefix included).
+    Frame(Vec<u8>),
+    /// Flush and close the connection (session ended or moved).
+    Close,
+}
+
+/// Live figures about one connection, for `cons` and `/v1/status`.
+#[derive(Debug)]
+pub struct ConnInfo {
+    pub conn_id: u64,
+    pub remote: SocketAddr,
+    pub established: Instant,
+    pub session_id: AtomicU64,
+    pub timeout_ms: AtomicU64,
+    pub received: AtomicU64,
+    pub sent: AtomicU64,
+    pub last_cxid: AtomicU64,
+    pub last_zxid: AtomicU64,
+    pub outstanding: AtomicU64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnHandle {
+    pub info: Arc<ConnInfo>,
+    pub tx: mpsc::UnboundedSender<Outbound>,
+}
+
+pub struct Hub {
+    state: Mutex<State>,
+    /// Connections that own a session.
+    by_session: Mutex<HashMap<i64, ConnHandle>>,
+    /// Every open connection (with or without a session yet), by id.
+    all: Mutex<HashMap<u64, Arc<ConnInfo>>>,
+    per_ip: Mutex<HashMap<IpAddr, u32>>,
+    next_conn_id: AtomicU64,
+    /// Requests received but not yet answered, server-wide (mntr).
+    pub outstanding: AtomicU64,
+    pub packets_received: AtomicU64,
+    pub packets_sent: AtomicU64,
+    pub started: Instant,
+    /// The consensus task's latest view of raft, for status reports.
+    pub raft: RaftView,
+}
+
+/// Raft figures published by the consensus task after each Ready.
+#[derive(Debug, Default)]
+pub struct RaftView {
+    pub term: AtomicU64,
+    pub commit: AtomicU64,
+    pub applied: AtomicU64,
+    /// 0 while there is no leader.
+    pub leader_id: AtomicU64,
+    pub is_leader: std::sync::atomic::AtomicBool,
+}
+
+impl Hub {
+    pub fn new(state: State) -> Arc<Hub> {
+        Arc::new(Hub {
+            state: Mutex::new(state),
+            by_session: Mutex::new(HashMap::new()),
+            all: Mutex::new(HashMap::new()),
+            per_ip: Mutex::new(HashMap::new()),
+            next_conn_id: AtomicU64::new(1),
+            outstanding: AtomicU64::new(0),
+            packets_received: AtomicU64::new(0),
+            packets_sent: AtomicU64::new(0),
+            started: Instant::now(),
+            raft: RaftView::default(),
+        })
+    }
+
+    /// Locks the state. Never held across an `.await`.
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues the events and session closes an applied entry produced.
+    /// Call with the state lock held (see the module doc).
+    pub fn deliver(&self, applied: &Applied) {
+        if applied.notifications.is_empty() && applied.ended_session.is_none() {
+            return;
+        }
+        let conns = self.by_session.lock().unwrap_or_else(|p| p.into_inner());
+        for n in &applied.notifications {
+            if let Some(c) = conns.get(&n.session) {
+                let mut frame = Vec::new();
+                proto::frame::write_frame(&mut frame, &proto::response::encode_notification(&n.event));
+                let _ = c.tx.send(Outbound::Frame(frame));
+            }
+        }
+        if let Some(s) = applied.ended_session {
+            if let Some(c) = conns.get(&s) {
+                let _ = c.tx.send(Outbound::Close);
+            }
+        }
+    }
+
+    /// Admits a new connection unless its address has `limit` already
+    /// (0 = no limit). Returns its info on success.
+    pub fn admit(&self, remote: SocketAddr, limit: u32) -> Option<Arc<ConnInfo>> {
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        let n = per_ip.entry(remote.ip()).or_insert(0);
+        if limit != 0 && *n >= limit {
+            return None;
+        }
+        *n += 1;
+        let info = Arc::new(ConnInfo {
+            conn_id: self.next_conn_id.fetch_add(1, Ordering::Relaxed),
+            remote,
+            established: Instant::now(),
+            session_id: AtomicU64::new(0),
+            timeout_ms: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            last_cxid: AtomicU64::new(0),
+            last_zxid: AtomicU64::new(0),
+            outstanding: AtomicU64::new(0),
+        });
+        self.all
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(info.conn_id, info.clone());
+        Some(info)
+    }
+
+    /// Detaches a connection from its session if it still owns it; the
+    /// session's watches go with it (a reconnecting client re-registers
+    /// them). Events and closes for the session are then dropped.
+    pub fn unbind(&self, info: &ConnInfo) {
+        let session = info.session_id.load(Ordering::Relaxed) as i64;
+        if session != 0 {
+            let mut state = self.state();
+            let mut conns = self.by_session.lock().unwrap_or_else(|p| p.into_inner());
+            if conns.get(&session).is_some_and(|c| c.info.conn_id == info.conn_id) {
+                conns.remove(&session);
+                state.watches.remove_session(session);
+            }
+        }
+    }
+
+    /// Forgets a connection (and unbinds it from its session).
+    pub fn release(&self, info: &ConnInfo) {
+        {
+            let mut per_ip = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = per_ip.get_mut(&info.remote.ip()) {
+                *n -= 1;
+                if *n == 0 {
+                    per_ip.remove(&info.remote.ip());
+                }
+            }
+        }
+        self.all
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&info.conn_id);
+        self.unbind(info);
+    }
+
+    /// Makes `handle` the connection of `session`, closing any previous
+    /// one and dropping its watches (ZooKeeper: one connection per session).
+    pub fn bind_session(&self, session: i64, handle: ConnHandle) {
+        let mut state = self.state();
+        let mut conns = self.by_session.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = conns.insert(session, handle) {
+            let _ = old.tx.send(Outbound::Close);
+            state.watches.remove_session(session);
+        }
+    }
+
+    pub fn connections(&self) -> Vec<Arc<ConnInfo>> {
+        let mut v: Vec<_> = self
+            .all
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        v.sort_by_key(|c| c.conn_id);
+        v
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.all.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}

@@ -1,0 +1,22 @@
+//! exists: no ACL check (as ZooKeeper); a watch is left even when the node
+//! does not exist, to fire on its creation.
+
+use proto::records::ExistsRequest;
+use proto::response::ResponseBody;
+use proto::ErrorCode;
+
+use super::{OpResult, ReadCtx};
+use crate::path;
+use crate::state::State;
+
+pub fn read(state: &mut State, ctx: &ReadCtx<'_>, req: &ExistsRequest) -> OpResult {
+    path::validate(&req.path)?;
+    if req.watch {
+        state.watches.add_data_watch(ctx.session, &req.path);
+    }
+    state
+        .tree
+        .stat(&req.path)
+        .map(ResponseBody::Stat)
+        .ok_or(ErrorCode::NoNode)
+}

@@ -1,0 +1,18 @@
+//! getAllChildrenNumber: the number of descendants; READ on the node.
+
+use proto::records::{perms, GetAllChildrenNumberRequest, GetAllChildrenNumberResponse};
+use proto::response::ResponseBody;
+use proto::ErrorCode;
+
+use super::{OpResult, ReadCtx};
+use crate::state::State;
+use crate::{acl, path};
+
+pub fn read(state: &mut State, ctx: &ReadCtx<'_>, req: &GetAllChildrenNumberRequest) -> OpResult {
+    path::validate(&req.path)?;
+    let node = state.tree.get(&req.path).ok_or(ErrorCode::NoNode)?;
+    acl::check(&node.acl, perms::READ, ctx.auth)?;
+    Ok(ResponseBody::GetAllChildrenNumber(GetAllChildrenNumberResponse {
+        total_number: state.tree.descendant_count(&req.path) as i32,
+    }))
+}

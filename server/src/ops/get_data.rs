@@ -1,0 +1,24 @@
+//! getData: READ on the node; the watch is set only if the node exists
+//! and the caller may read it.
+
+use proto::records::{perms, GetDataRequest, GetDataResponse};
+use proto::response::ResponseBody;
+use proto::ErrorCode;
+
+use super::{OpResult, ReadCtx};
+use crate::state::State;
+use crate::{acl, path};
+
+pub fn read(state: &mut State, ctx: &ReadCtx<'_>, req: &GetDataRequest) -> OpResult {
+    path::validate(&req.path)?;
+    let node = state.tree.get(&req.path).ok_or(ErrorCode::NoNode)?;
+    acl::check(&node.acl, perms::READ, ctx.auth)?;
+    let body = ResponseBody::GetData(GetDataResponse {
+        data: node.data.clone(),
+        stat: node.stat(),
+    });
+    if req.watch {
+        state.watches.add_data_watch(ctx.session, &req.path);
+    }
+    Ok(body)
+}

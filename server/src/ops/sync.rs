@@ -1,0 +1,13 @@
+//! sync: goes through the log like a write, so when its reply arrives every
+//! write committed before it has been applied on this member.
+
+use proto::records::{SyncRequest, SyncResponse};
+use proto::response::ResponseBody;
+
+use super::OpResult;
+use crate::path;
+
+pub fn apply(req: &SyncRequest) -> OpResult {
+    path::validate(&req.path)?;
+    Ok(ResponseBody::Sync(SyncResponse { path: req.path.clone() }))
+}
