@@ -506,6 +506,7 @@ impl Connection<'_> {
         let _ = self.out.send(Outbound::Frame(f));
         self.info.last_zxid.store(zxid as u64, Relaxed);
         if xid_ != xid::PING {
+            self.ctx.hub.latency.record(started.elapsed().as_millis() as u64);
             self.ctx
                 .metrics
                 .observe_request(op.name(), err.name(), started.elapsed().as_secs_f64());

@@ -63,6 +63,57 @@ pub struct Hub {
     pub started: Instant,
     /// The consensus task's latest view of raft, for status reports.
     pub raft: RaftView,
+    /// Request latencies since start or the last `srst`.
+    pub latency: LatencyStats,
+}
+
+/// Min/avg/max request latency in ms, as ZooKeeper's `srvr` reports them.
+#[derive(Debug)]
+pub struct LatencyStats {
+    min: AtomicU64,
+    max: AtomicU64,
+    total: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Default for LatencyStats {
+    fn default() -> Self {
+        LatencyStats {
+            min: AtomicU64::new(u64::MAX),
+            max: AtomicU64::new(0),
+            total: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+}
+
+impl LatencyStats {
+    pub fn record(&self, ms: u64) {
+        self.min.fetch_min(ms, Ordering::Relaxed);
+        self.max.fetch_max(ms, Ordering::Relaxed);
+        self.total.fetch_add(ms, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (min, avg, max); zeros before the first request.
+    pub fn snapshot(&self) -> (u64, f64, u64) {
+        let n = self.count.load(Ordering::Relaxed);
+        if n == 0 {
+            return (0, 0.0, 0);
+        }
+        (
+            self.min.load(Ordering::Relaxed),
+            self.total.load(Ordering::Relaxed) as f64 / n as f64,
+            self.max.load(Ordering::Relaxed),
+        )
+    }
+
+    pub fn reset(&self) {
+        self.min.store(u64::MAX, Ordering::Relaxed);
+        self.max.store(0, Ordering::Relaxed);
+        self.total.store(0, Ordering::Relaxed);
+        self.count.store(0, Ordering::Relaxed);
+    }
 }
 
 /// Raft figures published by the consensus task after each Ready.
@@ -89,6 +140,7 @@ impl Hub {
             packets_sent: AtomicU64::new(0),
             started: Instant::now(),
             raft: RaftView::default(),
+            latency: LatencyStats::default(),
         })
     }
 

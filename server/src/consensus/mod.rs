@@ -28,8 +28,18 @@ use crate::acl::AuthInfo;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::state::{Applied, State};
-use crate::storage::{Disk, RecoveryMode, SnapshotStore, StorageError, Wal};
+use crate::storage::{Disk, RecoveryMode, SnapshotStore, StorageError, Wal, WalOptions};
 use crate::txn::{Txn, TxnKind};
+
+/// Why the consensus task stopped or could not start. Either way the server
+/// must stop: continuing could acknowledge writes that are not durable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsensusError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("raft: {0}")]
+    Raft(#[from] raft::Error),
+}
 
 /// Settings of the consensus task.
 #[derive(Debug, Clone)]
@@ -139,14 +149,17 @@ impl Consensus {
         cfg: ConsensusConfig,
         disk: Arc<dyn Disk>,
         metrics: Arc<Metrics>,
-    ) -> Result<(Consensus, Arc<Hub>, Proposer), StorageError> {
+    ) -> Result<(Consensus, Arc<Hub>, Proposer), ConsensusError> {
         let started = Instant::now();
-        let snapshots = SnapshotStore::open(disk.clone(), &cfg.data_dir.join("snapshots"), cfg.snapshots_to_keep)?;
-        let (wal, recovered) = Wal::open_with(
+        let snapshots =
+            SnapshotStore::open(disk.clone(), &cfg.data_dir.join("snapshots"))?.with_keep(cfg.snapshots_to_keep);
+        let (wal, recovered) = Wal::open_with_options(
             disk.clone(),
             &cfg.data_dir.join("wal"),
-            cfg.recovery_mode,
-            cfg.wal_segment_bytes,
+            WalOptions {
+                recovery_mode: cfg.recovery_mode,
+                segment_bytes: cfg.wal_segment_bytes,
+            },
         )?;
         let storage = MemStorage::new();
         let mut state = State::new();
@@ -155,7 +168,7 @@ impl Consensus {
         match snapshots.load_latest()? {
             Some((meta, data)) => {
                 state = State::decode_snapshot(&data, 0).map_err(|e| StorageError::Corruption {
-                    file: cfg.data_dir.join("snapshots").display().to_string(),
+                    file: cfg.data_dir.join("snapshots"),
                     offset: 0,
                     detail: format!(
                         "snapshot at index {} does not decode ({e}); move it aside to recover from an older one",
@@ -169,7 +182,7 @@ impl Consensus {
                 storage
                     .wl()
                     .apply_snapshot(snap)
-                    .map_err(|e| StorageError::Raft(e.to_string()))?;
+                    ?;
             }
             None => {
                 storage.initialize_with_conf_state(ConfState::from((vec![cfg.id], vec![])));
@@ -182,21 +195,21 @@ impl Consensus {
             .collect();
         if let Some(first) = entries.first() {
             if first.index != snapshot_index + 1 {
-                return Err(StorageError::Corruption {
-                    file: cfg.data_dir.join("wal").display().to_string(),
+                return Err(ConsensusError::Storage(StorageError::Corruption {
+                    file: cfg.data_dir.join("wal"),
                     offset: 0,
                     detail: format!(
                         "log starts at index {} but the latest snapshot ends at {snapshot_index}: entries are missing",
                         first.index
                     ),
-                });
+                }));
             }
         }
         let recovered_entries = entries.len();
         storage
             .wl()
             .append(&entries)
-            .map_err(|e| StorageError::Raft(e.to_string()))?;
+            ?;
         let mut hs = recovered.hard_state;
         if hs.commit < snapshot_index {
             hs.commit = snapshot_index;
@@ -228,9 +241,9 @@ impl Consensus {
             pre_vote: true,
             ..Default::default()
         };
-        raft_cfg.validate().map_err(|e| StorageError::Raft(e.to_string()))?;
+        raft_cfg.validate()?;
         let logger = raft_log::logger();
-        let mut raw = RawNode::new(&raft_cfg, storage, &logger).map_err(|e| StorageError::Raft(e.to_string()))?;
+        let mut raw = RawNode::new(&raft_cfg, storage, &logger)?;
         // An ensemble of one is its own quorum: elect ourselves now.
         if raw.raft.prs().conf().voters().ids().len() == 1 {
             let _ = raw.campaign();
@@ -270,7 +283,7 @@ impl Consensus {
     /// Runs until `shutdown` resolves or storage fails. A storage failure
     /// stops the node: continuing with an unknown log state could lose
     /// acknowledged writes.
-    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), StorageError> {
+    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), ConsensusError> {
         tokio::pin!(shutdown);
         let mut tick = tokio::time::interval(self.cfg.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -377,7 +390,7 @@ impl Consensus {
         }
     }
 
-    fn on_ready(&mut self) -> Result<(), StorageError> {
+    fn on_ready(&mut self) -> Result<(), ConsensusError> {
         if !self.raw.has_ready() {
             return Ok(());
         }
@@ -391,7 +404,7 @@ impl Consensus {
                 .store()
                 .wl()
                 .append(ready.entries())
-                .map_err(|e| StorageError::Raft(e.to_string()))?;
+                ?;
         }
         if let Some(hs) = ready.hs() {
             self.wal.set_hard_state(hs)?;
@@ -415,7 +428,7 @@ impl Consensus {
         Ok(())
     }
 
-    fn apply_entries(&mut self, entries: Vec<Entry>) -> Result<(), StorageError> {
+    fn apply_entries(&mut self, entries: Vec<Entry>) -> Result<(), ConsensusError> {
         for entry in entries {
             self.applied_index = entry.index;
             self.applied_term = entry.term;
@@ -424,7 +437,7 @@ impl Consensus {
                 continue;
             }
             let txn = Txn::decode(entry.get_data()).map_err(|e| StorageError::Corruption {
-                file: "raft log".into(),
+                file: self.cfg.data_dir.join("wal"),
                 offset: entry.index,
                 detail: format!("committed entry {} does not decode: {e}", entry.index),
             })?;
@@ -454,7 +467,7 @@ impl Consensus {
         Ok(())
     }
 
-    fn maybe_snapshot(&mut self) -> Result<(), StorageError> {
+    fn maybe_snapshot(&mut self) -> Result<(), ConsensusError> {
         if self.applied_index < self.snapshot_index + self.cfg.snapshot_every {
             return Ok(());
         }
@@ -464,7 +477,7 @@ impl Consensus {
             .raw
             .store()
             .initial_state()
-            .map_err(|e| StorageError::Raft(e.to_string()))?
+            ?
             .conf_state;
         let mut meta = raft::eraftpb::SnapshotMetadata::default();
         meta.index = self.applied_index;
