@@ -28,6 +28,7 @@
 //! - [`status`]: the read-only view of the server that admin, metrics and
 //!   four-letter words report from.
 //! - [`config`]: the TOML config file and command-line flags.
+//! - [`telemetry`]: logging setup.
 //! - [`server`]: wires the parts together: `run(config, shutdown)`.
 
 pub mod acl;
@@ -45,6 +46,7 @@ pub mod session;
 pub mod state;
 pub mod status;
 pub mod storage;
+pub mod telemetry;
 pub mod tree;
 pub mod txn;
 pub mod watch;
