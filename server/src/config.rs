@@ -19,6 +19,7 @@
 //! with flags overriding the file, and `zonekeeper-server dev --members N
 //! --zones Z --data-dir DIR --base-port P` runs a local ensemble.
 
+pub use crate::storage::RecoveryMode;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -147,19 +148,6 @@ impl DevArgs {
         }
         Ok(())
     }
-}
-
-/// How storage treats a damaged write-ahead log at startup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum RecoveryMode {
-    /// A torn or corrupt record at the very end of the log (a crash
-    /// mid-write) is cut off; it was never acknowledged. Corruption before
-    /// the tail still stops the server.
-    #[default]
-    TolerateTailCorruption,
-    /// Any corrupt record stops the server; an operator decides.
-    AbsoluteConsistency,
 }
 
 /// Log output format.

@@ -37,7 +37,7 @@ use crate::acl::AuthInfo;
 use crate::consensus::{monotonic_ms, Proposer};
 use crate::fourletter::{self, ConfSummary, Whitelist};
 use crate::hub::{ConnHandle, ConnInfo, Hub, Outbound};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RejectReason};
 use crate::ops::{self, Kind, ReadCtx};
 use crate::state::Applied;
 use crate::status::StatusSource;
@@ -87,7 +87,7 @@ pub async fn serve(socket: TcpStream, remote: SocketAddr, ctx: Arc<ConnCtx>, shu
     let Some(info) = ctx.hub.admit(remote, ctx.cfg.max_connections_per_ip) else {
         warn!(%remote, limit = ctx.cfg.max_connections_per_ip,
             "too many connections from this address (max_client_connections); closing");
-        ctx.metrics.connection_rejected("limit");
+        ctx.metrics.connection_rejected(RejectReason::Limit);
         return;
     };
     ctx.metrics.connection_accepted();
@@ -97,8 +97,10 @@ pub async fn serve(socket: TcpStream, remote: SocketAddr, ctx: Arc<ConnCtx>, shu
         Err(ConnError::Io(e)) => debug!(%remote, error = %e, "connection closed"),
         Err(e) => {
             match &e {
-                ConnError::Frame(_) => ctx.metrics.connection_rejected("bad_frame"),
-                ConnError::Decode(_) => ctx.metrics.connection_rejected("malformed"),
+                ConnError::Frame(frame::FrameError::TooLarge { .. }) => {
+                    ctx.metrics.connection_rejected(RejectReason::Oversized)
+                }
+                ConnError::Frame(_) | ConnError::Decode(_) => ctx.metrics.connection_rejected(RejectReason::BadFrame),
                 _ => {}
             }
             info!(%remote, error = %e, "closing connection")

@@ -178,13 +178,14 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
 
 async fn accept_loop(listener: TcpListener, ctx: Arc<ConnCtx>, mut shutdown: watch::Receiver<bool>) {
     let mut backoff = Duration::from_millis(5);
+    let conn_shutdown = shutdown.clone();
     loop {
         tokio::select! {
-            _ = shutdown.wait_for(|v| *v) => return,
+            _ = async { let _ = shutdown.wait_for(|v| *v).await; } => return,
             accepted = listener.accept() => match accepted {
                 Ok((socket, remote)) => {
                     backoff = Duration::from_millis(5);
-                    tokio::spawn(conn::serve(socket, remote, ctx.clone(), shutdown.clone()));
+                    tokio::spawn(conn::serve(socket, remote, ctx.clone(), conn_shutdown.clone()));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off, don't spin.

@@ -58,7 +58,7 @@ pub use wal::{Recovered, Wal, WalOptions};
 
 /// How [`wal::Wal::open`] treats a damaged record. Config names are
 /// `"absolute-consistency"` and `"tolerate-tail-corruption"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum RecoveryMode {
     /// Any torn or corrupt record, even at the tail of the last segment, is
