@@ -113,6 +113,18 @@ pub struct Wal {
     poisoned: Option<String>,
 }
 
+impl std::fmt::Debug for Wal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal")
+            .field("dir", &self.dir)
+            .field("segments", &self.segments.len())
+            .field("last_index", &self.last_index())
+            .field("compacted", &self.compacted)
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
+    }
+}
+
 fn segment_name(number: u64) -> String {
     format!("log-{number:020}.wal")
 }
@@ -453,6 +465,25 @@ impl Wal {
                     Some(off) => {
                         file.truncate(off as u64).map_err(|e| {
                             StorageError::io("truncating a torn log record", &seg.path, e)
+                        })?;
+                        // The cut may have taken the segment's leading hard
+                        // state (a crash while it was being created); restate
+                        // it so that deleting older segments stays safe.
+                        let mut buf = Vec::new();
+                        encode_record(
+                            KIND_HARD_STATE,
+                            &encode_hard_state(&replay.hard_state)?,
+                            &mut buf,
+                        );
+                        if replay.compacted > 0 {
+                            encode_record(
+                                KIND_COMPACTED,
+                                &replay.compacted.to_le_bytes(),
+                                &mut buf,
+                            );
+                        }
+                        file.append(&buf).map_err(|e| {
+                            StorageError::io("writing to a truncated log segment", &seg.path, e)
                         })?;
                         file.sync().map_err(|e| {
                             StorageError::io("syncing a truncated log segment", &seg.path, e)
