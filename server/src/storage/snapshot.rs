@@ -41,6 +41,15 @@ pub struct SnapshotStore {
     keep: usize,
 }
 
+impl std::fmt::Debug for SnapshotStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotStore")
+            .field("dir", &self.dir)
+            .field("keep", &self.keep)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A snapshot file found in the directory (by name only, not validated).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SnapshotFile {

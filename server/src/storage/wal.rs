@@ -34,7 +34,24 @@
 //! client or to a raft peer) before `sync` returns Ok. Any I/O error poisons
 //! the Wal: the failing call returns the error and every later call returns
 //! [`StorageError::Poisoned`]; the server must stop and reopen, and recovery
-//! decides from what is durable.
+//! decides from what is durable. `open` itself syncs what it recovered: data
+//! a crashed process wrote but never synced may still be in the page cache,
+//! and is about to be treated as durable.
+//!
+//! Within one raft `Ready`, write entries before the hard state: a crash
+//! keeps a prefix of what was written, so a durable commit index then never
+//! points past the durable entries.
+//!
+//! # Recovery caveats
+//!
+//! - Under `TolerateTailCorruption` a damaged last record is dropped whether
+//!   it was torn by a crash or synced and later damaged on the medium; the two
+//!   look alike. `AbsoluteConsistency` refuses both.
+//! - To tell a torn tail from damage in the middle, recovery looks for any
+//!   valid record after the damaged one. Entry payloads are client data, so
+//!   a payload that embeds a well-formed record can make a genuine torn tail
+//!   look like mid-file damage: recovery then fails closed (an error), never
+//!   silently drops data.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -111,6 +128,18 @@ pub struct Wal {
     compacted: u64,
     dirty: bool,
     poisoned: Option<String>,
+}
+
+impl std::fmt::Debug for Wal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal")
+            .field("dir", &self.dir)
+            .field("segments", &self.segments.len())
+            .field("last_index", &self.last_index())
+            .field("compacted", &self.compacted)
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
+    }
 }
 
 fn segment_name(number: u64) -> String {
@@ -337,91 +366,16 @@ impl Wal {
 
         let mut replay = Replay::default();
         let mut segments = Vec::with_capacity(found.len());
-        // Offset to cut the newest segment back to (tolerated torn tail).
-        let mut cut_tail_at: Option<usize> = None;
+        // Where to cut the newest segment back to (a tolerated torn tail).
+        let mut cut_tail_at = None;
         let n = found.len();
         for (i, (number, path)) in found.into_iter().enumerate() {
-            let is_last = i + 1 == n;
             let data = disk
                 .read(&path)
                 .map_err(|e| StorageError::io("reading a log segment", &path, e))?;
-            let mut max_index = 0;
-            match check_header(&data) {
-                Ok(()) => {}
-                Err(detail) => {
-                    let torn = data.len() < SEGMENT_HEADER_LEN;
-                    if is_last && torn && opts.recovery_mode == RecoveryMode::TolerateTailCorruption
-                    {
-                        tracing::warn!(
-                            file = %path.display(),
-                            "newest log segment has a torn header ({} bytes); rewriting it",
-                            data.len()
-                        );
-                        cut_tail_at = Some(0);
-                        segments.push(Segment {
-                            number,
-                            path,
-                            max_index,
-                        });
-                        continue;
-                    }
-                    return Err(StorageError::corruption(&path, 0, detail));
-                }
-            }
-            let mut pos = SEGMENT_HEADER_LEN;
-            loop {
-                match read_record(&data, pos) {
-                    Ok(None) => break,
-                    Ok(Some((kind, payload, next))) => {
-                        let l = replay
-                            .apply(kind, &data[payload])
-                            .map_err(|d| StorageError::corruption(&path, pos as u64, d))?;
-                        max_index = max_index.max(l);
-                        pos = next;
-                    }
-                    Err(detail) => {
-                        if !is_last {
-                            return Err(StorageError::corruption(
-                                &path,
-                                pos as u64,
-                                format!(
-                                    "{detail}; this is not the newest segment, so it is not \
-                                     a torn write"
-                                ),
-                            ));
-                        }
-                        if let Some(p) = find_valid_record_after(&data, pos) {
-                            return Err(StorageError::corruption(
-                                &path,
-                                pos as u64,
-                                format!(
-                                    "{detail}; a valid record follows at offset {p}, so \
-                                     this is not a torn tail"
-                                ),
-                            ));
-                        }
-                        if opts.recovery_mode == RecoveryMode::AbsoluteConsistency {
-                            return Err(StorageError::corruption(
-                                &path,
-                                pos as u64,
-                                format!(
-                                    "{detail} at the tail of the newest segment, and \
-                                     recovery-mode is absolute-consistency"
-                                ),
-                            ));
-                        }
-                        tracing::warn!(
-                            file = %path.display(),
-                            offset = pos,
-                            dropped_bytes = data.len() - pos,
-                            "truncating a damaged record at the tail of the newest log \
-                             segment ({detail})"
-                        );
-                        cut_tail_at = Some(pos);
-                        break;
-                    }
-                }
-            }
+            let (max_index, cut) =
+                replay_segment(&path, &data, i + 1 == n, opts.recovery_mode, &mut replay)?;
+            cut_tail_at = cut;
             segments.push(Segment {
                 number,
                 path,
@@ -429,72 +383,26 @@ impl Wal {
             });
         }
 
-        let held = match (replay.entries.first(), replay.entries.last()) {
-            (Some(f), Some(l)) => Some((f.index, l.index)),
-            _ => None,
-        };
         let active = match segments.last() {
-            Some(seg) => {
-                let mut file = disk.open_append(&seg.path).map_err(|e| {
-                    StorageError::io("opening the newest log segment", &seg.path, e)
-                })?;
-                match cut_tail_at {
-                    Some(0) => {
-                        file.truncate(0).map_err(|e| {
-                            StorageError::io("truncating a torn log segment", &seg.path, e)
-                        })?;
-                        init_segment(
-                            file.as_mut(),
-                            &seg.path,
-                            &replay.hard_state,
-                            replay.compacted,
-                        )?;
-                    }
-                    Some(off) => {
-                        file.truncate(off as u64).map_err(|e| {
-                            StorageError::io("truncating a torn log record", &seg.path, e)
-                        })?;
-                        file.sync().map_err(|e| {
-                            StorageError::io("syncing a truncated log segment", &seg.path, e)
-                        })?;
-                    }
-                    None => {
-                        // What was just recovered may have been written but
-                        // never synced by the previous process (it survives a
-                        // process crash, not a power loss). It is about to be
-                        // reported to raft as durable, so make it so.
-                        file.sync().map_err(|e| {
-                            StorageError::io("syncing the newest log segment", &seg.path, e)
-                        })?;
-                    }
-                }
-                // Make earlier creations and removals durable too.
-                disk.sync_dir(dir)
-                    .map_err(|e| StorageError::io("syncing the log directory", dir, e))?;
-                file
-            }
+            Some(seg) => reopen_newest(disk.as_ref(), dir, &seg.path, cut_tail_at, &replay)?,
             None => {
-                let number = held.map_or(replay.compacted, |h| h.1) + 1;
-                let path = dir.join(segment_name(number));
-                let mut file = disk
-                    .open_append(&path)
-                    .map_err(|e| StorageError::io("creating a log segment", &path, e))?;
-                if !file.is_empty() {
-                    file.truncate(0)
-                        .map_err(|e| StorageError::io("truncating a log segment", &path, e))?;
-                }
-                init_segment(file.as_mut(), &path, &replay.hard_state, replay.compacted)?;
-                disk.sync_dir(dir)
-                    .map_err(|e| StorageError::io("syncing the log directory", dir, e))?;
-                segments.push(Segment {
+                let number = replay.entries.last().map_or(replay.compacted, |e| e.index) + 1;
+                let (seg, file) = create_segment(
+                    disk.as_ref(),
+                    dir,
                     number,
-                    path,
-                    max_index: 0,
-                });
+                    &replay.hard_state,
+                    replay.compacted,
+                )?;
+                segments.push(seg);
                 file
             }
         };
 
+        let held = match (replay.entries.first(), replay.entries.last()) {
+            (Some(f), Some(l)) => Some((f.index, l.index)),
+            _ => None,
+        };
         let wal = Wal {
             disk,
             dir: dir.to_path_buf(),
@@ -692,25 +600,15 @@ impl Wal {
         }
         let prev = self.segments.last().expect("an active segment").number;
         let number = (self.last_index() + 1).max(prev + 1);
-        let path = self.dir.join(segment_name(number));
-        let mut file = self
-            .disk
-            .open_append(&path)
-            .map_err(|e| StorageError::io("creating a log segment", &path, e))?;
-        if !file.is_empty() {
-            file.truncate(0)
-                .map_err(|e| StorageError::io("truncating a log segment", &path, e))?;
-        }
-        init_segment(file.as_mut(), &path, &self.hard_state, self.compacted)?;
-        self.disk
-            .sync_dir(&self.dir)
-            .map_err(|e| StorageError::io("syncing the log directory", &self.dir, e))?;
-        tracing::debug!(file = %path.display(), "rotated to a new log segment");
-        self.segments.push(Segment {
+        let (seg, file) = create_segment(
+            self.disk.as_ref(),
+            &self.dir,
             number,
-            path,
-            max_index: 0,
-        });
+            &self.hard_state,
+            self.compacted,
+        )?;
+        tracing::debug!(file = %seg.path.display(), "rotated to a new log segment");
+        self.segments.push(seg);
         self.active = file;
         Ok(())
     }
@@ -756,16 +654,156 @@ fn check_header(data: &[u8]) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// Writes a new segment's header, hard state and compaction marker, and
-/// syncs it.
-fn init_segment(file: &mut dyn LogFile, path: &Path, hs: &HardState, compacted: u64) -> Result<()> {
-    let mut buf = segment_header().to_vec();
-    encode_record(KIND_HARD_STATE, &encode_hard_state(hs)?, &mut buf);
+/// The records every segment starts with: the hard state, and the
+/// compaction index if any.
+fn preamble(hs: &HardState, compacted: u64, out: &mut Vec<u8>) -> Result<()> {
+    encode_record(KIND_HARD_STATE, &encode_hard_state(hs)?, out);
     if compacted > 0 {
-        encode_record(KIND_COMPACTED, &compacted.to_le_bytes(), &mut buf);
+        encode_record(KIND_COMPACTED, &compacted.to_le_bytes(), out);
     }
-    file.append(&buf)
-        .map_err(|e| StorageError::io("writing a new log segment", path, e))?;
+    Ok(())
+}
+
+/// Replays one segment into `replay`. Returns the highest entry index in it
+/// and, for a tolerated torn tail of the newest segment, the offset to cut
+/// it back to.
+fn replay_segment(
+    path: &Path,
+    data: &[u8],
+    is_last: bool,
+    mode: RecoveryMode,
+    replay: &mut Replay,
+) -> Result<(u64, Option<usize>)> {
+    let tolerate = mode == RecoveryMode::TolerateTailCorruption;
+    if let Err(detail) = check_header(data) {
+        if is_last && tolerate && data.len() < SEGMENT_HEADER_LEN {
+            tracing::warn!(
+                file = %path.display(),
+                "newest log segment has a torn header ({} bytes); rewriting it",
+                data.len()
+            );
+            return Ok((0, Some(0)));
+        }
+        return Err(StorageError::corruption(path, 0, detail));
+    }
+    let mut max_index = 0;
+    let mut pos = SEGMENT_HEADER_LEN;
+    loop {
+        let detail = match read_record(data, pos) {
+            Ok(None) => return Ok((max_index, None)),
+            Ok(Some((kind, payload, next))) => {
+                let l = replay
+                    .apply(kind, &data[payload])
+                    .map_err(|d| StorageError::corruption(path, pos as u64, d))?;
+                max_index = max_index.max(l);
+                pos = next;
+                continue;
+            }
+            Err(detail) => detail,
+        };
+        // A damaged record: a torn tail only if it is the last thing in the
+        // newest segment.
+        let why_not_tail = if !is_last {
+            Some("this is not the newest segment, so it is not a torn write".to_string())
+        } else {
+            find_valid_record_after(data, pos).map(|p| {
+                format!("a valid record follows at offset {p}, so this is not a torn tail")
+            })
+        };
+        if let Some(why) = why_not_tail {
+            return Err(StorageError::corruption(
+                path,
+                pos as u64,
+                format!("{detail}; {why}"),
+            ));
+        }
+        if !tolerate {
+            return Err(StorageError::corruption(
+                path,
+                pos as u64,
+                format!(
+                    "{detail} at the tail of the newest segment, and recovery-mode is \
+                     absolute-consistency"
+                ),
+            ));
+        }
+        tracing::warn!(
+            file = %path.display(),
+            offset = pos,
+            dropped_bytes = data.len() - pos,
+            "truncating a damaged record at the tail of the newest log segment ({detail})"
+        );
+        return Ok((max_index, Some(pos)));
+    }
+}
+
+/// Opens the newest segment for appending, cutting a tolerated torn tail,
+/// and makes what was recovered durable.
+fn reopen_newest(
+    disk: &dyn Disk,
+    dir: &Path,
+    path: &Path,
+    cut_tail_at: Option<usize>,
+    replay: &Replay,
+) -> Result<Box<dyn LogFile>> {
+    let mut file = disk
+        .open_append(path)
+        .map_err(|e| StorageError::io("opening the newest log segment", path, e))?;
+    if let Some(off) = cut_tail_at {
+        file.truncate(off as u64)
+            .map_err(|e| StorageError::io("truncating a torn log tail", path, e))?;
+        // The cut may have taken the header or the leading hard state (a
+        // crash while the segment was being created); restate them so that
+        // deleting older segments stays safe.
+        let mut buf = Vec::new();
+        if off == 0 {
+            buf.extend_from_slice(&segment_header());
+        }
+        preamble(&replay.hard_state, replay.compacted, &mut buf)?;
+        file.append(&buf)
+            .map_err(|e| StorageError::io("writing to a repaired log segment", path, e))?;
+    }
+    // What was recovered may have been written but never synced by the
+    // previous process (it survives a process crash, not a power loss). It is
+    // about to be reported to raft as durable, so make it so, along with
+    // earlier creations and removals in the directory.
     file.sync()
-        .map_err(|e| StorageError::io("syncing a new log segment", path, e))
+        .map_err(|e| StorageError::io("syncing the newest log segment", path, e))?;
+    disk.sync_dir(dir)
+        .map_err(|e| StorageError::io("syncing the log directory", dir, e))?;
+    Ok(file)
+}
+
+/// Creates segment `number` with its header and preamble, durably (file and
+/// directory entry).
+fn create_segment(
+    disk: &dyn Disk,
+    dir: &Path,
+    number: u64,
+    hs: &HardState,
+    compacted: u64,
+) -> Result<(Segment, Box<dyn LogFile>)> {
+    let path = dir.join(segment_name(number));
+    let mut file = disk
+        .open_append(&path)
+        .map_err(|e| StorageError::io("creating a log segment", &path, e))?;
+    if !file.is_empty() {
+        // Left over from a failed attempt in this process.
+        file.truncate(0)
+            .map_err(|e| StorageError::io("truncating a log segment", &path, e))?;
+    }
+    let mut buf = segment_header().to_vec();
+    preamble(hs, compacted, &mut buf)?;
+    file.append(&buf)
+        .map_err(|e| StorageError::io("writing a new log segment", &path, e))?;
+    file.sync()
+        .map_err(|e| StorageError::io("syncing a new log segment", &path, e))?;
+    disk.sync_dir(dir)
+        .map_err(|e| StorageError::io("syncing the log directory", dir, e))?;
+    let seg = Segment {
+        number,
+        path,
+        max_index: 0,
+    };
+    Ok((seg, file))
 }
