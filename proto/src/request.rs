@@ -80,6 +80,14 @@ impl MultiOp {
         }
     }
 
+    /// True for the ops of a multiRead (getChildren, getData). ZooKeeper
+    /// refuses a multi that mixes read and write ops, and answers read ops
+    /// in a multi or write ops in a multiRead with an error; decoding leaves
+    /// that check to the server.
+    pub fn is_read(&self) -> bool {
+        matches!(self, MultiOp::GetChildren(_) | MultiOp::GetData(_))
+    }
+
     pub fn path(&self) -> &str {
         match self {
             MultiOp::Create { req, .. } => &req.path,

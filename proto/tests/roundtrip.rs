@@ -748,6 +748,22 @@ fn set_watches_vs_set_watches2() {
 }
 
 #[test]
+fn multi_op_kinds() {
+    let read = MultiOp::GetData(GetDataRequest {
+        path: "/a".into(),
+        watch: false,
+    });
+    let write = MultiOp::Check(CheckVersionRequest {
+        path: "/a".into(),
+        version: 1,
+    });
+    assert!(read.is_read());
+    assert!(!write.is_read());
+    assert_eq!(read.op(), OpCode::GetData);
+    assert_eq!(write.path(), "/a");
+}
+
+#[test]
 fn multi_refuses_bad_op_types() {
     let mut buf = RequestHeader {
         xid: 1,
