@@ -39,6 +39,7 @@ pub enum ErrorCode {
     ReconfigDisabled = -123,
     SessionClosedRequireSaslAuth = -124,
     QuotaExceeded = -125,
+    /// Java's `THROTTLEDOP` (-127).
     Throttled = -127,
 }
 
@@ -120,7 +121,7 @@ impl ErrorCode {
             ErrorCode::ReconfigDisabled => "RECONFIGDISABLED",
             ErrorCode::SessionClosedRequireSaslAuth => "SESSIONCLOSEDREQUIRESASLAUTH",
             ErrorCode::QuotaExceeded => "QUOTAEXCEEDED",
-            ErrorCode::Throttled => "THROTTLED",
+            ErrorCode::Throttled => "THROTTLEDOP",
         }
     }
 }
@@ -156,5 +157,7 @@ mod tests {
         assert_eq!(ErrorCode::NodeExists.code(), -110);
         assert_eq!(ErrorCode::NoWatcher.code(), -121);
         assert_eq!(ErrorCode::ReconfigDisabled.code(), -123);
+        assert_eq!(ErrorCode::Throttled.code(), -127);
+        assert_eq!(ErrorCode::Throttled.name(), "THROTTLEDOP");
     }
 }

@@ -5,8 +5,12 @@
 
 use thiserror::Error;
 
-/// Why a record could not be decoded. Any of these closes the connection
-/// that sent it (ZooKeeper's behaviour for a malformed packet).
+/// Why a record could not be decoded. ZooKeeper closes the connection for a
+/// malformed length prefix, request header, connect request or auth packet;
+/// a malformed body of any other request is answered with
+/// `MARSHALLINGERROR` for that request's xid (the header is the first 8
+/// bytes, readable with `RequestHeader` on its own). Which of the two to do
+/// is the server's choice.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum DecodeError {
     #[error("record truncated: needed {needed} more bytes")]

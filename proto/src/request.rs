@@ -21,7 +21,8 @@ pub enum RequestBody {
     /// create, create2, createContainer.
     Create(CreateRequest),
     CreateTtl(CreateTtlRequest),
-    /// delete; deleteContainer (server-internal in ZooKeeper) is refused.
+    /// delete and deleteContainer. ZooKeeper issues deleteContainer only
+    /// internally; whether a client may send it is the server's decision.
     Delete(DeleteRequest),
     Exists(ExistsRequest),
     GetData(GetDataRequest),
@@ -54,7 +55,10 @@ pub enum RequestBody {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MultiOp {
     /// `op` is create, create2 or createContainer.
-    Create { op: OpCode, req: CreateRequest },
+    Create {
+        op: OpCode,
+        req: CreateRequest,
+    },
     CreateTtl(CreateTtlRequest),
     Delete(DeleteRequest),
     SetData(SetDataRequest),
@@ -74,6 +78,14 @@ impl MultiOp {
             MultiOp::GetChildren(_) => OpCode::GetChildren,
             MultiOp::GetData(_) => OpCode::GetData,
         }
+    }
+
+    /// True for the ops of a multiRead (getChildren, getData). ZooKeeper
+    /// refuses a multi that mixes read and write ops, and answers read ops
+    /// in a multi or write ops in a multiRead with an error; decoding leaves
+    /// that check to the server.
+    pub fn is_read(&self) -> bool {
+        matches!(self, MultiOp::GetChildren(_) | MultiOp::GetData(_))
     }
 
     pub fn path(&self) -> &str {

@@ -9,13 +9,19 @@ use crate::records::*;
 /// The body of a successful reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResponseBody {
-    /// delete, check, ping, auth, setWatches, addWatch, removeWatches,
-    /// closeSession: header only.
+    /// delete, check, ping, auth, setWatches, setWatches2, checkWatches,
+    /// removeWatches, closeSession: header only.
     Empty,
+    /// addWatch: ZooKeeper answers with an `ErrorResponse` whose `err` is 0
+    /// (`FinalRequestProcessor`), and the Java client reads that body: a
+    /// header-only reply makes it fail with a connection loss.
+    AddWatch,
     Create(CreateResponse),
     Create2(Create2Response),
     /// exists, setData, setACL.
     Stat(Stat),
+    /// getData, and reconfig (the new configuration and the stat of
+    /// `/zookeeper/config`).
     GetData(GetDataResponse),
     GetAcl(GetAclResponse),
     GetChildren(GetChildrenResponse),
@@ -62,6 +68,7 @@ impl ResponseBody {
     fn write(&self, out: &mut Vec<u8>) {
         match self {
             ResponseBody::Empty => {}
+            ResponseBody::AddWatch => ErrorResponse { err: 0 }.write(out),
             ResponseBody::Create(r) => r.write(out),
             ResponseBody::Create2(r) => r.write(out),
             ResponseBody::Stat(s) => s.write(out),
@@ -115,7 +122,11 @@ impl ResponseBody {
                 ResponseBody::Create2(Create2Response::read(&mut r)?)
             }
             OpCode::Exists | OpCode::SetData | OpCode::SetAcl => ResponseBody::Stat(Stat::read(&mut r)?),
-            OpCode::GetData => ResponseBody::GetData(GetDataResponse::read(&mut r)?),
+            OpCode::GetData | OpCode::Reconfig => ResponseBody::GetData(GetDataResponse::read(&mut r)?),
+            OpCode::AddWatch => {
+                ErrorResponse::read(&mut r)?;
+                ResponseBody::AddWatch
+            }
             OpCode::GetAcl => ResponseBody::GetAcl(GetAclResponse::read(&mut r)?),
             OpCode::GetChildren => ResponseBody::GetChildren(GetChildrenResponse::read(&mut r)?),
             OpCode::GetChildren2 => ResponseBody::GetChildren2(GetChildren2Response::read(&mut r)?),
@@ -144,7 +155,8 @@ impl ResponseBody {
                         OpCode::Error => {
                             let e = ErrorResponse::read(&mut r)?;
                             MultiResult::Error(
-                                ErrorCode::from_code(e.err).ok_or(DecodeError::Invalid("unknown error code"))?,
+                                ErrorCode::from_code(e.err)
+                                    .ok_or(DecodeError::Invalid("unknown error code"))?,
                             )
                         }
                         _ => return Err(DecodeError::Invalid("unexpected opcode in multi response")),
@@ -176,12 +188,21 @@ pub fn encode_reply(xid: i32, zxid: i64, err: ErrorCode, body: &ResponseBody) ->
     out
 }
 
-/// Encodes a watch notification packet (xid -1, zxid -1 as ZooKeeper sends).
+/// Encodes a watch notification packet with xid -1 and zxid -1 (what
+/// ZooKeeper before 3.9 always sent, and 3.9 sends for events no
+/// transaction triggered).
 pub fn encode_notification(event: &WatcherEvent) -> Vec<u8> {
+    encode_notification_with_zxid(event, -1)
+}
+
+/// Encodes a watch notification packet (xid -1) carrying the zxid of the
+/// transaction that triggered it, as ZooKeeper 3.9 does (the Java client
+/// exposes it as `WatchedEvent.getZxid()`); -1 means none.
+pub fn encode_notification_with_zxid(event: &WatcherEvent, zxid: i64) -> Vec<u8> {
     let mut out = Vec::with_capacity(32);
     ReplyHeader {
         xid: xid::NOTIFICATION,
-        zxid: -1,
+        zxid,
         err: 0,
     }
     .write(&mut out);
