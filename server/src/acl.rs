@@ -304,10 +304,7 @@ pub fn fixup(acl: &[Acl], auth: &AuthInfo) -> Result<Vec<Acl>, ErrorCode> {
 pub fn digest_id_is_valid(id: &str) -> bool {
     let parts: Vec<&str> = id.split(':').collect();
     // Length of Java's result: up to the last non-empty part.
-    let java_len = parts
-        .iter()
-        .rposition(|p| !p.is_empty())
-        .map_or(0, |i| i + 1);
+    let java_len = parts.iter().rposition(|p| !p.is_empty()).map_or(0, |i| i + 1);
     java_len == 2
 }
 
@@ -519,10 +516,7 @@ mod tests {
         let before = a.clone();
         assert_eq!(a.add_auth("ip", b"whatever", None), Ok(()));
         assert_eq!(a, before);
-        assert_eq!(
-            a.add_auth("world", b"anyone", None),
-            Err(ErrorCode::AuthFailed)
-        );
+        assert_eq!(a.add_auth("world", b"anyone", None), Err(ErrorCode::AuthFailed));
     }
 
     #[test]
@@ -564,10 +558,7 @@ mod tests {
             ..AuthInfo::default()
         };
         assert_eq!(check(&locked, perms::WRITE, &sup), Ok(()));
-        assert_eq!(
-            check(&locked, perms::WRITE, &nobody),
-            Err(ErrorCode::NoAuth)
-        );
+        assert_eq!(check(&locked, perms::WRITE, &nobody), Err(ErrorCode::NoAuth));
     }
 
     #[test]
@@ -681,11 +672,7 @@ mod tests {
         let mut a = client("1.2.3.4");
         a.add_auth("digest", b"bob:pw", None).unwrap();
         let d = generate_digest("bob:pw");
-        let out = fixup(
-            &[acl(perms::ALL, "digest", &d), acl(perms::ALL, "auth", "")],
-            &a,
-        )
-        .unwrap();
+        let out = fixup(&[acl(perms::ALL, "digest", &d), acl(perms::ALL, "auth", "")], &a).unwrap();
         assert_eq!(out.len(), 2);
         assert_eq!(out[0], out[1]);
     }
@@ -754,10 +741,7 @@ mod tests {
             );
         }
         // One bad entry spoils the whole list.
-        let mixed = vec![
-            acl(perms::ALL, "world", "anyone"),
-            acl(perms::ALL, "ip", "nope"),
-        ];
+        let mixed = vec![acl(perms::ALL, "world", "anyone"), acl(perms::ALL, "ip", "nope")];
         assert_eq!(fixup(&mixed, &a), Err(ErrorCode::InvalidAcl));
     }
 
@@ -781,9 +765,6 @@ mod tests {
     #[test]
     fn java_host_address_forms() {
         assert_eq!(java_host_address(Ipv4Addr::LOCALHOST.into()), "127.0.0.1");
-        assert_eq!(
-            java_host_address(Ipv6Addr::UNSPECIFIED.into()),
-            "0:0:0:0:0:0:0:0"
-        );
+        assert_eq!(java_host_address(Ipv6Addr::UNSPECIFIED.into()), "0:0:0:0:0:0:0:0");
     }
 }

@@ -300,11 +300,7 @@ pub struct Settings {
 
     /// How often empty container and expired TTL nodes are swept (ZooKeeper
     /// `znode.container.checkIntervalMs`). [default: 60000]
-    #[arg(
-        long,
-        env = "ZONEKEEPER_CONTAINER_CHECK_INTERVAL_MS",
-        value_name = "MS"
-    )]
+    #[arg(long, env = "ZONEKEEPER_CONTAINER_CHECK_INTERVAL_MS", value_name = "MS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container_check_interval_ms: Option<u64>,
 
@@ -559,11 +555,7 @@ impl Config {
         let id = s.id.unwrap_or(1);
         check_id("id", id, max_id, extended_types_enabled)?;
 
-        let members = validate_members(
-            s.members.unwrap_or_default(),
-            max_id,
-            extended_types_enabled,
-        )?;
+        let members = validate_members(s.members.unwrap_or_default(), max_id, extended_types_enabled)?;
         let zone = match (s.zone, members.iter().find(|m| m.id == id)) {
             (_, None) if !members.is_empty() => {
                 let ids: Vec<String> = members.iter().map(|m| m.id.to_string()).collect();
@@ -591,9 +583,7 @@ impl Config {
         };
         check_zone("zone", &zone)?;
 
-        let data_dir = s
-            .data_dir
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let data_dir = s.data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         if data_dir.as_os_str().is_empty() {
             return Err(invalid(
                 "data_dir",
@@ -657,9 +647,7 @@ impl Config {
             ));
         }
 
-        let max_packet_bytes = s
-            .max_packet_bytes
-            .unwrap_or(proto::frame::DEFAULT_MAX_PACKET);
+        let max_packet_bytes = s.max_packet_bytes.unwrap_or(proto::frame::DEFAULT_MAX_PACKET);
         if max_packet_bytes == 0 || max_packet_bytes > i32::MAX as usize {
             return Err(invalid(
                 "max_packet_bytes",
@@ -672,11 +660,9 @@ impl Config {
             ));
         }
 
-        let words = s
-            .four_letter_words
-            .unwrap_or_else(|| DEFAULT_WORDS.to_string());
-        let four_letter_words = Whitelist::try_parse(&words)
-            .map_err(|e| invalid("four_letter_words", e.to_string()))?;
+        let words = s.four_letter_words.unwrap_or_else(|| DEFAULT_WORDS.to_string());
+        let four_letter_words =
+            Whitelist::try_parse(&words).map_err(|e| invalid("four_letter_words", e.to_string()))?;
 
         if let Some(digest) = &s.super_digest {
             check_super_digest(digest)?;
@@ -691,9 +677,7 @@ impl Config {
                 "must be positive; the default is 60000",
             ));
         }
-        let snapshot_every_entries = s
-            .snapshot_every_entries
-            .unwrap_or(DEFAULT_SNAPSHOT_EVERY_ENTRIES);
+        let snapshot_every_entries = s.snapshot_every_entries.unwrap_or(DEFAULT_SNAPSHOT_EVERY_ENTRIES);
         if snapshot_every_entries == 0 {
             return Err(invalid(
                 "snapshot_every_entries",
@@ -739,9 +723,7 @@ impl Config {
             tick: Duration::from_millis(tick_ms),
             min_session_timeout: Duration::from_millis(min_st),
             max_session_timeout: Duration::from_millis(max_st),
-            max_client_connections: s
-                .max_client_connections
-                .unwrap_or(DEFAULT_MAX_CLIENT_CONNECTIONS),
+            max_client_connections: s.max_client_connections.unwrap_or(DEFAULT_MAX_CLIENT_CONNECTIONS),
             max_packet_bytes,
             four_letter_words,
             super_digest: s.super_digest,
@@ -835,11 +817,7 @@ fn check_id(key: &str, id: u64, max_id: u64, extended: bool) -> Result<(), Confi
 /// Zone names appear in connect strings (`host:port@zone,…`), so they must
 /// not contain separators.
 fn check_zone(key: &str, zone: &str) -> Result<(), ConfigError> {
-    if zone.is_empty()
-        || zone
-            .chars()
-            .any(|c| c.is_whitespace() || c == ',' || c == '@')
-    {
+    if zone.is_empty() || zone.chars().any(|c| c.is_whitespace() || c == ',' || c == '@') {
         return Err(invalid(
             key,
             format!(
@@ -1153,12 +1131,7 @@ role = "observer"
         std::env::set_var("ZONEKEEPER_MAX_CLIENT_CONNECTIONS", "0");
         std::env::set_var("ZONEKEEPER_LOG_FORMAT", "json");
         let from_env = Config::load(&parse(&["--config", f.path().to_str().unwrap()]));
-        let flag_wins = Config::load(&parse(&[
-            "--config",
-            f.path().to_str().unwrap(),
-            "--id",
-            "3",
-        ]));
+        let flag_wins = Config::load(&parse(&["--config", f.path().to_str().unwrap(), "--id", "3"]));
         std::env::set_var("ZONEKEEPER_CONFIG", f.path());
         let config_from_env = Config::load(&parse(&[]));
         for key in [
@@ -1436,16 +1409,10 @@ role = "observer"
         let mut clash = member(2, "b", MemberRole::Voter);
         clash.peer_addr = "zk-1:2888".into();
         let err = err_of(with(1, vec![member(1, "a", MemberRole::Voter), clash]));
-        assert!(
-            err.to_string().contains("share peer_addr zk-1:2888"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("share peer_addr zk-1:2888"), "{err}");
 
         let err = err_of(with(1, vec![member(1, "a", MemberRole::Observer)]));
-        assert!(
-            err.to_string().contains("at least one must be a voter"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("at least one must be a voter"), "{err}");
 
         let mut bad = member(2, "b", MemberRole::Voter);
         bad.client_addr = "zk-2".into();
@@ -1470,10 +1437,7 @@ role = "observer"
             ],
         ))
         .unwrap();
-        assert_eq!(
-            c.members.iter().map(|m| m.id).collect::<Vec<_>>(),
-            vec![2, 3]
-        );
+        assert_eq!(c.members.iter().map(|m| m.id).collect::<Vec<_>>(), vec![2, 3]);
     }
 
     /// ARCHITECTURE.md "Contracts", local ensemble: `dev --members N --zones

@@ -83,7 +83,12 @@ enum ConnError {
 
 /// Serves one accepted socket until it closes, the session ends or the
 /// server shuts down.
-pub async fn serve(socket: TcpStream, remote: SocketAddr, ctx: Arc<ConnCtx>, shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    socket: TcpStream,
+    remote: SocketAddr,
+    ctx: Arc<ConnCtx>,
+    shutdown: watch::Receiver<bool>,
+) {
     let Some(info) = ctx.hub.admit(remote, ctx.cfg.max_connections_per_ip) else {
         warn!(%remote, limit = ctx.cfg.max_connections_per_ip,
             "too many connections from this address (max_client_connections); closing");
@@ -100,7 +105,9 @@ pub async fn serve(socket: TcpStream, remote: SocketAddr, ctx: Arc<ConnCtx>, shu
                 ConnError::Frame(frame::FrameError::TooLarge { .. }) => {
                     ctx.metrics.connection_rejected(RejectReason::Oversized)
                 }
-                ConnError::Frame(_) | ConnError::Decode(_) => ctx.metrics.connection_rejected(RejectReason::BadFrame),
+                ConnError::Frame(_) | ConnError::Decode(_) => {
+                    ctx.metrics.connection_rejected(RejectReason::BadFrame)
+                }
                 _ => {}
             }
             info!(%remote, error = %e, "closing connection")
@@ -151,7 +158,12 @@ async fn run(
     }
     let first4 = [rbuf[0], rbuf[1], rbuf[2], rbuf[3]];
     if let Some(word) = fourletter::detect(&first4) {
-        let text = fourletter::respond(word, &ctx.cfg.four_letter_words, &*ctx.status, &ctx.cfg.conf_summary);
+        let text = fourletter::respond(
+            word,
+            &ctx.cfg.four_letter_words,
+            &*ctx.status,
+            &ctx.cfg.conf_summary,
+        );
         wr.write_all(text.as_bytes()).await?;
         let _ = wr.shutdown().await;
         return Ok(());
@@ -226,7 +238,10 @@ async fn establish(
             .is_some_and(|s| s.password == req.passwd);
         if !valid {
             drop(state);
-            info!(session = format!("{:#x}", req.session_id), "reconnect to an expired or unknown session");
+            info!(
+                session = format!("{:#x}", req.session_id),
+                "reconnect to an expired or unknown session"
+            );
             send_connect_response(out, 0, 0, vec![0; 16], req.read_only);
             return Ok(None);
         }
@@ -243,7 +258,10 @@ async fn establish(
         },
     );
     send_connect_response(out, timeout, session_id, password, req.read_only);
-    debug!(session = format!("{session_id:#x}"), timeout, "session established");
+    debug!(
+        session = format!("{session_id:#x}"),
+        timeout, "session established"
+    );
     Ok(Some(session_id))
 }
 
@@ -346,7 +364,9 @@ impl Connection<'_> {
         loop {
             // Frames already buffered (several may arrive in one read).
             while !self.closing && self.queue.len() < MAX_OUTSTANDING {
-                let Some(len) = frame::check(rbuf, max)? else { break };
+                let Some(len) = frame::check(rbuf, max)? else {
+                    break;
+                };
                 rbuf.advance(4);
                 let payload = rbuf.split_to(len);
                 let req = Request::decode(&payload)?;

@@ -27,8 +27,8 @@ use crate::status::{zookeeper_full_version, Role, StatusSource};
 /// length prefix and the connection is closed, which is what ZooKeeper does
 /// for any word it does not execute.
 pub const ALL_WORDS: &[&str] = &[
-    "conf", "cons", "crst", "dirs", "dump", "envi", "isro", "mntr", "ruok", "srst", "srvr", "stat",
-    "wchc", "wchp", "wchs",
+    "conf", "cons", "crst", "dirs", "dump", "envi", "isro", "mntr", "ruok", "srst", "srvr", "stat", "wchc",
+    "wchp", "wchs",
 ];
 
 /// The words allowed when nothing is configured (ARCHITECTURE.md
@@ -165,12 +165,7 @@ pub struct ConfSummary {
 /// `"<word> is not executed because it is not in the whitelist.\n"`; a word
 /// that is not in [`ALL_WORDS`] gets an empty answer (close without
 /// writing).
-pub fn respond(
-    word: &str,
-    whitelist: &Whitelist,
-    src: &dyn StatusSource,
-    conf: &ConfSummary,
-) -> String {
+pub fn respond(word: &str, whitelist: &Whitelist, src: &dyn StatusSource, conf: &ConfSummary) -> String {
     if known(word).is_none() {
         return String::new();
     }
@@ -357,22 +352,13 @@ fn mntr(src: &dyn StatusSource) -> String {
         ("min_latency", stats.min_latency_ms.to_string()),
         ("packets_received", stats.packets_received.to_string()),
         ("packets_sent", stats.packets_sent.to_string()),
-        (
-            "num_alive_connections",
-            stats.num_alive_connections.to_string(),
-        ),
-        (
-            "outstanding_requests",
-            stats.outstanding_requests.to_string(),
-        ),
+        ("num_alive_connections", stats.num_alive_connections.to_string()),
+        ("outstanding_requests", stats.outstanding_requests.to_string()),
         ("uptime", status.uptime_ms.to_string()),
         ("znode_count", stats.znode_count.to_string()),
         ("watch_count", stats.watch_count.to_string()),
         ("ephemerals_count", stats.ephemerals_count.to_string()),
-        (
-            "approximate_data_size",
-            stats.approximate_data_size.to_string(),
-        ),
+        ("approximate_data_size", stats.approximate_data_size.to_string()),
         ("global_sessions", stats.session_count.to_string()),
         ("local_sessions", "0".to_string()),
         (
@@ -603,11 +589,7 @@ mod tests {
     fn default_whitelist_is_ruok_srvr_mntr() {
         let w = Whitelist::default_set();
         for word in ALL_WORDS {
-            assert_eq!(
-                w.allows(word),
-                ["ruok", "srvr", "mntr"].contains(word),
-                "{word}"
-            );
+            assert_eq!(w.allows(word), ["ruok", "srvr", "mntr"].contains(word), "{word}");
         }
         assert_eq!(w.to_string(), "mntr, ruok, srvr");
     }
@@ -649,16 +631,10 @@ mod tests {
     fn not_whitelisted_word_gets_zookeeper_message() {
         let src = FakeStatus::standalone();
         let out = respond("dump", &Whitelist::default_set(), &src, &conf());
-        assert_eq!(
-            out,
-            "dump is not executed because it is not in the whitelist.\n"
-        );
+        assert_eq!(out, "dump is not executed because it is not in the whitelist.\n");
         // A whitelisted-out srst must not reset anything.
         respond("srst", &Whitelist::default_set(), &src, &conf());
-        assert_eq!(
-            src.server_resets.load(std::sync::atomic::Ordering::SeqCst),
-            0
-        );
+        assert_eq!(src.server_resets.load(std::sync::atomic::Ordering::SeqCst), 0);
         assert_eq!(respond("nope", &Whitelist::all(), &src, &conf()), "");
     }
 
@@ -729,9 +705,7 @@ mod tests {
     fn not_serving_message() {
         let src = FakeStatus::standalone();
         src.set_ready(false);
-        for word in [
-            "srvr", "stat", "mntr", "cons", "conf", "wchs", "dump", "dirs",
-        ] {
+        for word in ["srvr", "stat", "mntr", "cons", "conf", "wchs", "dump", "dirs"] {
             assert_eq!(
                 run(word, &src),
                 "This ZooKeeper instance is not currently serving requests\n",
@@ -840,11 +814,7 @@ mod tests {
     #[test]
     fn watch_words() {
         let src = FakeStatus::standalone();
-        *src.watches.lock().unwrap() = vec![
-            (0x10, "/a".into()),
-            (0x10, "/b".into()),
-            (0x20, "/a".into()),
-        ];
+        *src.watches.lock().unwrap() = vec![(0x10, "/a".into()), (0x10, "/b".into()), (0x20, "/a".into())];
         assert_eq!(
             run("wchs", &src),
             "2 connections watching 2 paths\nTotal watches:3\n"

@@ -159,7 +159,11 @@ impl Hub {
         for n in &applied.notifications {
             if let Some(c) = conns.get(&n.session) {
                 let mut frame = Vec::new();
-                proto::frame::write_frame(&mut frame, &proto::response::encode_notification(&n.event));
+                // ZooKeeper 3.9 stamps events with the triggering zxid.
+                proto::frame::write_frame(
+                    &mut frame,
+                    &proto::response::encode_notification_with_zxid(&n.event, applied.zxid),
+                );
                 let _ = c.tx.send(Outbound::Frame(frame));
             }
         }
@@ -206,7 +210,10 @@ impl Hub {
         if session != 0 {
             let mut state = self.state();
             let mut conns = self.by_session.lock().unwrap_or_else(|p| p.into_inner());
-            if conns.get(&session).is_some_and(|c| c.info.conn_id == info.conn_id) {
+            if conns
+                .get(&session)
+                .is_some_and(|c| c.info.conn_id == info.conn_id)
+            {
                 conns.remove(&session);
                 state.watches.remove_session(session);
             }

@@ -12,8 +12,8 @@
 //! [`StatusSource`] instead.
 
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 use crate::status::{Role, StatusSource};
@@ -50,14 +50,12 @@ impl RejectReason {
 /// Request latency buckets, seconds: 100 µs (a local read) to 10 s (a
 /// write stuck behind an election).
 const LATENCY_BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0, 10.0,
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
 /// fsync duration buckets, seconds: NVMe (~50 µs) to a struggling disk (1 s+).
 const FSYNC_BUCKETS: &[f64] = &[
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-    2.5,
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
 /// Group-commit batch sizes (entries per fsync): 1, 2, 4, … 4096.
@@ -156,10 +154,7 @@ impl Metrics {
                 )
                 .expect("valid counter vec"),
             ),
-            packets_received: counter(
-                "zonekeeper_packets_received_total",
-                "Client packets received.",
-            ),
+            packets_received: counter("zonekeeper_packets_received_total", "Client packets received."),
             packets_sent: counter("zonekeeper_packets_sent_total", "Client packets sent."),
             bytes_received: counter(
                 "zonekeeper_received_bytes_total",
@@ -213,9 +208,7 @@ impl Metrics {
     /// name (`proto::ErrorCode::name`, `"OK"` on success), `seconds`
     /// receipt to reply.
     pub fn observe_request(&self, op: &str, result: &str, seconds: f64) {
-        self.request_duration
-            .with_label_values(&[op])
-            .observe(seconds);
+        self.request_duration.with_label_values(&[op]).observe(seconds);
         self.requests.with_label_values(&[op, result]).inc();
     }
 
@@ -361,11 +354,8 @@ fn scrape_gauges(src: &dyn StatusSource) -> Registry {
         "File descriptors open (zk_open_file_descriptor_count).",
         sat(stats.open_file_descriptor_count),
     );
-    let uptime = Gauge::new(
-        "zonekeeper_uptime_seconds",
-        "Time since the server started.",
-    )
-    .expect("valid gauge");
+    let uptime =
+        Gauge::new("zonekeeper_uptime_seconds", "Time since the server started.").expect("valid gauge");
     uptime.set(status.uptime_ms as f64 / 1000.0);
     registry
         .register(Box::new(uptime))
@@ -412,10 +402,7 @@ mod tests {
         m.observe_request("getData", "OK", 0.0002);
         let text = m.render(&FakeStatus::standalone());
         assert_eq!(
-            sample(
-                &text,
-                r#"zonekeeper_requests_total{op="create",result="OK"}"#
-            ),
+            sample(&text, r#"zonekeeper_requests_total{op="create",result="OK"}"#),
             Some(1.0)
         );
         assert_eq!(
@@ -426,10 +413,7 @@ mod tests {
             Some(1.0)
         );
         assert_eq!(
-            sample(
-                &text,
-                r#"zonekeeper_request_duration_seconds_count{op="create"}"#
-            ),
+            sample(&text, r#"zonekeeper_request_duration_seconds_count{op="create"}"#),
             Some(2.0)
         );
         assert_eq!(
@@ -456,20 +440,11 @@ mod tests {
         m.observe_fsync(0.0008, 12);
         m.snapshot_taken();
         let text = m.render(&FakeStatus::standalone());
-        assert_eq!(
-            sample(&text, "zonekeeper_packets_received_total"),
-            Some(2.0)
-        );
-        assert_eq!(
-            sample(&text, "zonekeeper_received_bytes_total"),
-            Some(120.0)
-        );
+        assert_eq!(sample(&text, "zonekeeper_packets_received_total"), Some(2.0));
+        assert_eq!(sample(&text, "zonekeeper_received_bytes_total"), Some(120.0));
         assert_eq!(sample(&text, "zonekeeper_packets_sent_total"), Some(1.0));
         assert_eq!(sample(&text, "zonekeeper_sent_bytes_total"), Some(16.0));
-        assert_eq!(
-            sample(&text, "zonekeeper_connections_accepted_total"),
-            Some(1.0)
-        );
+        assert_eq!(sample(&text, "zonekeeper_connections_accepted_total"), Some(1.0));
         assert_eq!(
             sample(
                 &text,
@@ -478,16 +453,10 @@ mod tests {
             Some(2.0)
         );
         assert_eq!(
-            sample(
-                &text,
-                r#"zonekeeper_connections_rejected_total{reason="limit"}"#
-            ),
+            sample(&text, r#"zonekeeper_connections_rejected_total{reason="limit"}"#),
             Some(1.0)
         );
-        assert_eq!(
-            sample(&text, "zonekeeper_watch_events_sent_total"),
-            Some(3.0)
-        );
+        assert_eq!(sample(&text, "zonekeeper_watch_events_sent_total"), Some(3.0));
         assert_eq!(
             sample(&text, "zonekeeper_fsync_duration_seconds_count"),
             Some(1.0)

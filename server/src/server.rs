@@ -92,14 +92,15 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
 pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new());
-    let client_listener = TcpListener::bind(config.client_addr)
-        .await
-        .map_err(|source| ServerError::Bind {
-            what: "clients",
-            flag: "client-addr",
-            addr: config.client_addr,
-            source,
-        })?;
+    let client_listener =
+        TcpListener::bind(config.client_addr)
+            .await
+            .map_err(|source| ServerError::Bind {
+                what: "clients",
+                flag: "client-addr",
+                addr: config.client_addr,
+                source,
+            })?;
     let admin_listener = TcpListener::bind(config.admin_addr)
         .await
         .map_err(|source| ServerError::Bind {
@@ -121,7 +122,8 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         recovery_mode: config.recovery_mode,
         reap_interval: config.container_check_interval,
     };
-    let (consensus, hub, proposer) = tokio::task::block_in_place(|| Consensus::open(cc, Arc::new(RealDisk), metrics.clone()))?;
+    let (consensus, hub, proposer) =
+        tokio::task::block_in_place(|| Consensus::open(cc, Arc::new(RealDisk), metrics.clone()))?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     let mut rx = shutdown_rx.clone();

@@ -85,7 +85,9 @@ impl State {
                     .get(path)
                     .is_some_and(|n| n.children.is_empty() && n.is_reapable(txn.time_ms));
                 if reapable {
-                    self.tree.delete(path, zxid, &mut changes).map(|_| ResponseBody::Empty)
+                    self.tree
+                        .delete(path, zxid, &mut changes)
+                        .map(|_| ResponseBody::Empty)
                 } else {
                     Err(ErrorCode::NoNode)
                 }
@@ -262,7 +264,10 @@ mod tests {
         };
         s.apply(1, &txn(7, open(7)), 0);
         s.apply(2, &txn(8, open(8)), 0);
-        assert_eq!(s.apply(3, &txn(7, create("/e", create_mode::EPHEMERAL)), 0).err, ErrorCode::Ok);
+        assert_eq!(
+            s.apply(3, &txn(7, create("/e", create_mode::EPHEMERAL)), 0).err,
+            ErrorCode::Ok
+        );
         s.watches.add_data_watch(8, "/e");
         let a = s.apply(4, &txn(7, TxnKind::CloseSession), 0);
         assert_eq!(a.ended_session, Some(7));
@@ -270,7 +275,10 @@ mod tests {
         assert_eq!(a.notifications.len(), 1);
         assert_eq!(a.notifications[0].session, 8);
         // A write from a closed session is refused.
-        assert_eq!(s.apply(5, &txn(7, create("/x", 0)), 0).err, ErrorCode::SessionExpired);
+        assert_eq!(
+            s.apply(5, &txn(7, create("/x", 0)), 0).err,
+            ErrorCode::SessionExpired
+        );
         assert_eq!(s.last_zxid, 5);
     }
 

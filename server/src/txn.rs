@@ -31,13 +31,18 @@ pub struct Txn {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TxnKind {
-    CreateSession { timeout_ms: u32, password: Vec<u8> },
+    CreateSession {
+        timeout_ms: u32,
+        password: Vec<u8>,
+    },
     /// An explicit closeSession or an expiry decided by the leader.
     CloseSession,
     /// A client write: create*, delete, setData, setACL, check, multi, sync.
     Write(Request),
     /// The container/TTL reaper: delete `path` if it is still reapable.
-    Reap { path: String },
+    Reap {
+        path: String,
+    },
 }
 
 const KIND_CREATE_SESSION: i32 = 1;
@@ -95,7 +100,9 @@ impl Txn {
             },
             KIND_CLOSE_SESSION => TxnKind::CloseSession,
             KIND_WRITE => TxnKind::Write(Request::decode(&r.read_buffer()?)?),
-            KIND_REAP => TxnKind::Reap { path: r.read_string()? },
+            KIND_REAP => TxnKind::Reap {
+                path: r.read_string()?,
+            },
             _ => return Err(DecodeError::Invalid("unknown log entry kind")),
         };
         r.finish()?;

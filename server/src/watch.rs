@@ -772,10 +772,7 @@ mod tests {
         let mut w = WatchManager::new();
         w.add_data_watch(A, "/a");
         w.add_child_watch(A, "/a");
-        assert_eq!(
-            w.remove_watches(A, "/a", WatcherType::Children, true),
-            Ok(())
-        );
+        assert_eq!(w.remove_watches(A, "/a", WatcherType::Children, true), Ok(()));
         assert_eq!(
             w.remove_watches(A, "/a", WatcherType::Children, true),
             Err(ErrorCode::NoWatcher)
@@ -813,10 +810,7 @@ mod tests {
             w.remove_watches(A, "/a", WatcherType::PersistentRecursive, true),
             Err(ErrorCode::NoWatcher)
         );
-        assert_eq!(
-            w.remove_watches(A, "/a", WatcherType::Persistent, true),
-            Ok(())
-        );
+        assert_eq!(w.remove_watches(A, "/a", WatcherType::Persistent, true), Ok(()));
         assert_eq!(w.watch_count(), 0, "removed from both tables");
         assert_consistent(&w);
     }
@@ -843,9 +837,7 @@ mod tests {
         w.add_persistent(A, "/r", AddWatchMode::PersistentRecursive);
         w.add_data_watch(A, "/d");
         w.add_child_watch(A, "/c");
-        let chk = |w: &mut WatchManager, p: &str, t: WatcherType| {
-            w.remove_watches(A, p, t, false).is_ok()
-        };
+        let chk = |w: &mut WatchManager, p: &str, t: WatcherType| w.remove_watches(A, p, t, false).is_ok();
         assert!(chk(&mut w, "/p", WatcherType::Persistent));
         assert!(!chk(&mut w, "/p", WatcherType::Data));
         assert!(!chk(&mut w, "/p", WatcherType::Children));

@@ -51,12 +51,8 @@ fn opts(mode: RecoveryMode, segment_bytes: u64) -> WalOptions {
 }
 
 fn open(dir: &Path) -> (Wal, Vec<Entry>, HardState) {
-    let (wal, rec) = Wal::open_with_options(
-        disk(),
-        dir,
-        opts(RecoveryMode::TolerateTailCorruption, 1 << 20),
-    )
-    .expect("open");
+    let (wal, rec) = Wal::open_with_options(disk(), dir, opts(RecoveryMode::TolerateTailCorruption, 1 << 20))
+        .expect("open");
     (wal, rec.entries, rec.hard_state)
 }
 
@@ -65,10 +61,7 @@ fn assert_io(err: &StorageError, what: &str) {
         matches!(err, StorageError::Io { .. }),
         "{what}: expected an I/O error, got {err}"
     );
-    assert!(
-        err.to_string().contains("injected failure"),
-        "{what}: {err}"
-    );
+    assert!(err.to_string().contains("injected failure"), "{what}: {err}");
 }
 
 fn assert_poisoned(wal: &mut Wal) {
@@ -117,10 +110,7 @@ fn failed_hard_state_write_poisons() {
     wal.set_hard_state(&hs(1, 1)).unwrap();
     wal.sync().unwrap();
     fail::cfg("disk::append", "return").unwrap();
-    assert_io(
-        &wal.set_hard_state(&hs(2, 2)).unwrap_err(),
-        "set_hard_state",
-    );
+    assert_io(&wal.set_hard_state(&hs(2, 2)).unwrap_err(), "set_hard_state");
     fail::remove("disk::append");
     assert_poisoned(&mut wal);
     assert_eq!(wal.hard_state(), &hs(1, 1));
@@ -166,17 +156,11 @@ fn torn_append_recovers_the_synced_prefix_or_errors_when_strict() {
     let (mut wal, entries, _) = open(dir.path());
     assert_eq!(entries, ents(1..=5, 1));
     // The torn half record is gone; the synced prefix is untouched.
-    assert_eq!(
-        fs::read(&seg).unwrap()[..synced_len as usize],
-        synced_bytes[..]
-    );
+    assert_eq!(fs::read(&seg).unwrap()[..synced_len as usize], synced_bytes[..]);
     wal.append(&ents(6..=6, 2)).unwrap();
     wal.sync().unwrap();
     drop(wal);
-    assert_eq!(
-        open(dir.path()).1,
-        [ents(1..=5, 1), ents(6..=6, 2)].concat()
-    );
+    assert_eq!(open(dir.path()).1, [ents(1..=5, 1), ents(6..=6, 2)].concat());
 }
 
 #[test]
@@ -324,19 +308,14 @@ fn failed_snapshot_save_leaves_the_previous_one_loadable() {
 
     store.save(&meta(20, 2), b"state at 20").unwrap();
     let (m, data) = store.load_latest().unwrap().unwrap();
-    assert_eq!(
-        (m.index, m.term, data.as_slice()),
-        (20, 2, &b"state at 20"[..])
-    );
+    assert_eq!((m.index, m.term, data.as_slice()), (20, 2, &b"state at 20"[..]));
 }
 
 #[test]
 fn failed_snapshot_purge_reports_and_keeps_the_newest() {
     let _scenario = FailScenario::setup();
     let dir = tempfile::tempdir().unwrap();
-    let store = SnapshotStore::open(disk(), dir.path())
-        .unwrap()
-        .with_keep(1);
+    let store = SnapshotStore::open(disk(), dir.path()).unwrap().with_keep(1);
     store.save(&meta(10, 1), b"a").unwrap();
     store.save(&meta(20, 1), b"b").unwrap();
     fail::cfg("disk::remove", "return").unwrap();

@@ -151,8 +151,8 @@ impl Consensus {
         metrics: Arc<Metrics>,
     ) -> Result<(Consensus, Arc<Hub>, Proposer), ConsensusError> {
         let started = Instant::now();
-        let snapshots =
-            SnapshotStore::open(disk.clone(), &cfg.data_dir.join("snapshots"))?.with_keep(cfg.snapshots_to_keep);
+        let snapshots = SnapshotStore::open(disk.clone(), &cfg.data_dir.join("snapshots"))?
+            .with_keep(cfg.snapshots_to_keep);
         let (wal, recovered) = Wal::open_with_options(
             disk.clone(),
             &cfg.data_dir.join("wal"),
@@ -179,10 +179,7 @@ impl Consensus {
                 snapshot_term = meta.term;
                 let mut snap = Snapshot::default();
                 snap.set_metadata(meta);
-                storage
-                    .wl()
-                    .apply_snapshot(snap)
-                    ?;
+                storage.wl().apply_snapshot(snap)?;
             }
             None => {
                 storage.initialize_with_conf_state(ConfState::from((vec![cfg.id], vec![])));
@@ -206,10 +203,7 @@ impl Consensus {
             }
         }
         let recovered_entries = entries.len();
-        storage
-            .wl()
-            .append(&entries)
-            ?;
+        storage.wl().append(&entries)?;
         let mut hs = recovered.hard_state;
         if hs.commit < snapshot_index {
             hs.commit = snapshot_index;
@@ -252,7 +246,10 @@ impl Consensus {
         let hub = Hub::new(state);
         let (tx, rx) = mpsc::unbounded_channel();
         let seed = crate::session::initial_session_id(cfg.id, wall_ms() as u64);
-        debug!(elapsed_ms = started.elapsed().as_millis() as u64, "consensus node ready");
+        debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "consensus node ready"
+        );
         Ok((
             Consensus {
                 cfg,
@@ -283,7 +280,10 @@ impl Consensus {
     /// Runs until `shutdown` resolves or storage fails. A storage failure
     /// stops the node: continuing with an unknown log state could lose
     /// acknowledged writes.
-    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), ConsensusError> {
+    pub async fn run(
+        mut self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), ConsensusError> {
         tokio::pin!(shutdown);
         let mut tick = tokio::time::interval(self.cfg.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -338,7 +338,13 @@ impl Consensus {
         }
     }
 
-    fn propose(&mut self, session_id: i64, auth: AuthInfo, kind: TxnKind, reply: Option<oneshot::Sender<Applied>>) {
+    fn propose(
+        &mut self,
+        session_id: i64,
+        auth: AuthInfo,
+        kind: TxnKind,
+        reply: Option<oneshot::Sender<Applied>>,
+    ) {
         let proposal = self.next_proposal;
         self.next_proposal += 1;
         let txn = Txn {
@@ -400,11 +406,7 @@ impl Consensus {
         self.apply_entries(committed)?;
         if !ready.entries().is_empty() {
             self.wal.append(ready.entries())?;
-            self.raw
-                .store()
-                .wl()
-                .append(ready.entries())
-                ?;
+            self.raw.store().wl().append(ready.entries())?;
         }
         if let Some(hs) = ready.hs() {
             self.wal.set_hard_state(hs)?;
@@ -473,12 +475,7 @@ impl Consensus {
         }
         let t = Instant::now();
         let data = self.hub.state().encode_snapshot();
-        let conf_state = self
-            .raw
-            .store()
-            .initial_state()
-            ?
-            .conf_state;
+        let conf_state = self.raw.store().initial_state()?.conf_state;
         let mut meta = raft::eraftpb::SnapshotMetadata::default();
         meta.index = self.applied_index;
         meta.term = self.applied_term;

@@ -14,5 +14,6 @@ pub fn run(state: &mut State, session: i64, req: &AddWatchRequest) -> OpResult {
     path::validate(&req.path)?;
     let mode = AddWatchMode::from_code(req.mode).ok_or(ErrorCode::BadArguments)?;
     state.watches.add_persistent(session, &req.path, mode);
-    Ok(ResponseBody::Empty)
+    // ZooKeeper answers addWatch with an ErrorResponse body (err 0).
+    Ok(ResponseBody::AddWatch)
 }

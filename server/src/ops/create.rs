@@ -99,7 +99,12 @@ mod tests {
         let mut s = state_with_session(1);
         let a = create_req("/q-", create_mode_flag(false, true));
         let r = apply(&mut s, &wctx(2, 1), OpCode::Create, &a, None, &mut vec![]).unwrap();
-        assert_eq!(r, ResponseBody::Create(CreateResponse { path: "/q-0000000000".into() }));
+        assert_eq!(
+            r,
+            ResponseBody::Create(CreateResponse {
+                path: "/q-0000000000".into()
+            })
+        );
     }
 
     #[test]
@@ -129,13 +134,35 @@ mod tests {
     #[test]
     fn ephemerals_cannot_have_children_and_need_a_live_session() {
         let mut s = state_with_session(1);
-        apply(&mut s, &wctx(2, 1), OpCode::Create, &create_req("/e", 1), None, &mut vec![]).unwrap();
+        apply(
+            &mut s,
+            &wctx(2, 1),
+            OpCode::Create,
+            &create_req("/e", 1),
+            None,
+            &mut vec![],
+        )
+        .unwrap();
         assert_eq!(
-            apply(&mut s, &wctx(3, 1), OpCode::Create, &create_req("/e/c", 0), None, &mut vec![]),
+            apply(
+                &mut s,
+                &wctx(3, 1),
+                OpCode::Create,
+                &create_req("/e/c", 0),
+                None,
+                &mut vec![]
+            ),
             Err(ErrorCode::NoChildrenForEphemerals)
         );
         assert_eq!(
-            apply(&mut s, &wctx(4, 99), OpCode::Create, &create_req("/e2", 1), None, &mut vec![]),
+            apply(
+                &mut s,
+                &wctx(4, 99),
+                OpCode::Create,
+                &create_req("/e2", 1),
+                None,
+                &mut vec![]
+            ),
             Err(ErrorCode::SessionExpired)
         );
     }
@@ -145,21 +172,47 @@ mod tests {
         let mut s = state_with_session(1);
         let ttl_req = create_req("/t", proto::records::create_mode::PERSISTENT_WITH_TTL);
         assert_eq!(
-            apply(&mut s, &wctx(2, 1), OpCode::CreateTtl, &ttl_req, Some(0), &mut vec![]),
+            apply(
+                &mut s,
+                &wctx(2, 1),
+                OpCode::CreateTtl,
+                &ttl_req,
+                Some(0),
+                &mut vec![]
+            ),
             Err(ErrorCode::BadArguments)
         );
         assert_eq!(
             apply(&mut s, &wctx(2, 1), OpCode::Create, &ttl_req, None, &mut vec![]),
             Err(ErrorCode::BadArguments)
         );
-        let r = apply(&mut s, &wctx(2, 1), OpCode::CreateTtl, &ttl_req, Some(500), &mut vec![]).unwrap();
+        let r = apply(
+            &mut s,
+            &wctx(2, 1),
+            OpCode::CreateTtl,
+            &ttl_req,
+            Some(500),
+            &mut vec![],
+        )
+        .unwrap();
         let ResponseBody::Create2(c) = r else { panic!() };
-        assert_eq!(NodeKind::from_owner_value(c.stat.ephemeral_owner), NodeKind::Ttl(500));
+        assert_eq!(
+            NodeKind::from_owner_value(c.stat.ephemeral_owner),
+            NodeKind::Ttl(500)
+        );
         let cont = create_req("/c", proto::records::create_mode::CONTAINER);
         assert_eq!(
             apply(&mut s, &wctx(3, 1), OpCode::Create, &cont, None, &mut vec![]),
             Err(ErrorCode::BadArguments)
         );
-        apply(&mut s, &wctx(3, 1), OpCode::CreateContainer, &cont, None, &mut vec![]).unwrap();
+        apply(
+            &mut s,
+            &wctx(3, 1),
+            OpCode::CreateContainer,
+            &cont,
+            None,
+            &mut vec![],
+        )
+        .unwrap();
     }
 }

@@ -9,7 +9,12 @@ use crate::state::State;
 use crate::tree::Change;
 use crate::{acl, path};
 
-pub fn apply(state: &mut State, ctx: &WriteCtx<'_>, req: &DeleteRequest, changes: &mut Vec<Change>) -> OpResult {
+pub fn apply(
+    state: &mut State,
+    ctx: &WriteCtx<'_>,
+    req: &DeleteRequest,
+    changes: &mut Vec<Change>,
+) -> OpResult {
     delete(state, ctx, req, changes)?;
     Ok(ResponseBody::Empty)
 }
@@ -51,15 +56,44 @@ mod tests {
     fn checks_existence_version_and_children_in_order() {
         let mut s = state_with_session(1);
         let mut ch = vec![];
-        crate::ops::create::apply(&mut s, &wctx(2, 1), OpCode::Create, &create_req("/a", 0), None, &mut ch)
-            .unwrap();
-        crate::ops::create::apply(&mut s, &wctx(3, 1), OpCode::Create, &create_req("/a/b", 0), None, &mut ch)
-            .unwrap();
-        assert_eq!(apply(&mut s, &wctx(4, 1), &del("/nope", -1), &mut ch), Err(ErrorCode::NoNode));
-        assert_eq!(apply(&mut s, &wctx(4, 1), &del("/a", 3), &mut ch), Err(ErrorCode::BadVersion));
-        assert_eq!(apply(&mut s, &wctx(4, 1), &del("/a", 0), &mut ch), Err(ErrorCode::NotEmpty));
-        assert_eq!(apply(&mut s, &wctx(4, 1), &del("/", -1), &mut ch), Err(ErrorCode::BadArguments));
-        assert_eq!(apply(&mut s, &wctx(4, 1), &del("a", -1), &mut ch), Err(ErrorCode::BadArguments));
+        crate::ops::create::apply(
+            &mut s,
+            &wctx(2, 1),
+            OpCode::Create,
+            &create_req("/a", 0),
+            None,
+            &mut ch,
+        )
+        .unwrap();
+        crate::ops::create::apply(
+            &mut s,
+            &wctx(3, 1),
+            OpCode::Create,
+            &create_req("/a/b", 0),
+            None,
+            &mut ch,
+        )
+        .unwrap();
+        assert_eq!(
+            apply(&mut s, &wctx(4, 1), &del("/nope", -1), &mut ch),
+            Err(ErrorCode::NoNode)
+        );
+        assert_eq!(
+            apply(&mut s, &wctx(4, 1), &del("/a", 3), &mut ch),
+            Err(ErrorCode::BadVersion)
+        );
+        assert_eq!(
+            apply(&mut s, &wctx(4, 1), &del("/a", 0), &mut ch),
+            Err(ErrorCode::NotEmpty)
+        );
+        assert_eq!(
+            apply(&mut s, &wctx(4, 1), &del("/", -1), &mut ch),
+            Err(ErrorCode::BadArguments)
+        );
+        assert_eq!(
+            apply(&mut s, &wctx(4, 1), &del("a", -1), &mut ch),
+            Err(ErrorCode::BadArguments)
+        );
         apply(&mut s, &wctx(4, 1), &del("/a/b", 0), &mut ch).unwrap();
         apply(&mut s, &wctx(5, 1), &del("/a", -1), &mut ch).unwrap();
         assert!(!s.tree.contains("/a"));

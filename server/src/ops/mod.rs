@@ -96,7 +96,12 @@ pub fn kind(op: OpCode) -> Kind {
 
 /// Applies a client write to the state. `changes` collects what changed,
 /// for watches; on error nothing has changed.
-pub fn apply_write(state: &mut State, ctx: &WriteCtx<'_>, req: &Request, changes: &mut Vec<Change>) -> OpResult {
+pub fn apply_write(
+    state: &mut State,
+    ctx: &WriteCtx<'_>,
+    req: &Request,
+    changes: &mut Vec<Change>,
+) -> OpResult {
     match (&req.body, req.op) {
         (RequestBody::Create(r), op) => create::apply(state, ctx, op, r, None, changes),
         (RequestBody::CreateTtl(r), _) => {

@@ -17,7 +17,12 @@ use crate::path;
 use crate::state::State;
 use crate::tree::{Change, Node};
 
-pub fn apply(state: &mut State, ctx: &WriteCtx<'_>, ops: &[MultiOp], changes: &mut Vec<Change>) -> ResponseBody {
+pub fn apply(
+    state: &mut State,
+    ctx: &WriteCtx<'_>,
+    ops: &[MultiOp],
+    changes: &mut Vec<Change>,
+) -> ResponseBody {
     let mut saved: Vec<(String, Option<Node>)> = Vec::new();
     let mut local_changes = Vec::new();
     let mut results = Vec::with_capacity(ops.len());
@@ -83,8 +88,15 @@ fn apply_one(
                 acl: r.acl.clone(),
                 flags: r.flags,
             };
-            let (p, stat) = super::create::create(state, ctx, OpCode::CreateTtl, &base, Some(r.ttl), changes)?;
-            (MultiResult::Create2(Create2Response { path: p.clone(), stat }), Some(p))
+            let (p, stat) =
+                super::create::create(state, ctx, OpCode::CreateTtl, &base, Some(r.ttl), changes)?;
+            (
+                MultiResult::Create2(Create2Response {
+                    path: p.clone(),
+                    stat,
+                }),
+                Some(p),
+            )
         }
         MultiOp::Delete(r) => {
             super::delete::delete(state, ctx, r, changes)?;
@@ -115,9 +127,9 @@ pub fn read(state: &mut State, ctx: &ReadCtx<'_>, ops: &[MultiOp]) -> ResponseBo
                 Err(e) => MultiResult::Error(e),
             },
             MultiOp::GetChildren(r) => match super::get_children::read(state, ctx, r, false) {
-                Ok(ResponseBody::GetChildren(c)) => MultiResult::GetChildren(GetChildrenResponse {
-                    children: c.children,
-                }),
+                Ok(ResponseBody::GetChildren(c)) => {
+                    MultiResult::GetChildren(GetChildrenResponse { children: c.children })
+                }
                 Ok(_) => MultiResult::Error(ErrorCode::SystemError),
                 Err(e) => MultiResult::Error(e),
             },

@@ -9,7 +9,12 @@ use crate::state::State;
 use crate::tree::Change;
 use crate::{acl, path};
 
-pub fn apply(state: &mut State, ctx: &WriteCtx<'_>, req: &SetDataRequest, changes: &mut Vec<Change>) -> OpResult {
+pub fn apply(
+    state: &mut State,
+    ctx: &WriteCtx<'_>,
+    req: &SetDataRequest,
+    changes: &mut Vec<Change>,
+) -> OpResult {
     set_data(state, ctx, req, changes).map(ResponseBody::Stat)
 }
 
@@ -38,14 +43,24 @@ mod tests {
     fn conditional_set_needs_the_current_version() {
         let mut s = state_with_session(1);
         let mut ch = vec![];
-        crate::ops::create::apply(&mut s, &wctx(2, 1), OpCode::Create, &create_req("/a", 0), None, &mut ch)
-            .unwrap();
+        crate::ops::create::apply(
+            &mut s,
+            &wctx(2, 1),
+            OpCode::Create,
+            &create_req("/a", 0),
+            None,
+            &mut ch,
+        )
+        .unwrap();
         let req = |v| SetDataRequest {
             path: "/a".into(),
             data: b"new".to_vec(),
             version: v,
         };
-        assert_eq!(apply(&mut s, &wctx(3, 1), &req(1), &mut ch), Err(ErrorCode::BadVersion));
+        assert_eq!(
+            apply(&mut s, &wctx(3, 1), &req(1), &mut ch),
+            Err(ErrorCode::BadVersion)
+        );
         let ResponseBody::Stat(st) = apply(&mut s, &wctx(3, 1), &req(0), &mut ch).unwrap() else {
             panic!()
         };
@@ -54,6 +69,9 @@ mod tests {
             path: "/b".into(),
             ..req(-1)
         };
-        assert_eq!(apply(&mut s, &wctx(4, 1), &missing, &mut ch), Err(ErrorCode::NoNode));
+        assert_eq!(
+            apply(&mut s, &wctx(4, 1), &missing, &mut ch),
+            Err(ErrorCode::NoNode)
+        );
     }
 }

@@ -47,7 +47,9 @@ pub fn run(state: &mut State, session: i64, req: &SetWatches2) -> Vec<WatcherEve
         state.watches.add_persistent(session, p, AddWatchMode::Persistent);
     }
     for p in &req.persistent_recursive_watches {
-        state.watches.add_persistent(session, p, AddWatchMode::PersistentRecursive);
+        state
+            .watches
+            .add_persistent(session, p, AddWatchMode::PersistentRecursive);
     }
     events
 }

@@ -9,5 +9,7 @@ use crate::path;
 
 pub fn apply(req: &SyncRequest) -> OpResult {
     path::validate(&req.path)?;
-    Ok(ResponseBody::Sync(SyncResponse { path: req.path.clone() }))
+    Ok(ResponseBody::Sync(SyncResponse {
+        path: req.path.clone(),
+    }))
 }

@@ -110,9 +110,7 @@ impl Disk for RealDisk {
     }
 
     fn write_atomic(&self, p: &Path, data: &[u8]) -> io::Result<()> {
-        fail::fail_point!("disk::write_atomic", |_| Err(injected(
-            "disk::write_atomic"
-        )));
+        fail::fail_point!("disk::write_atomic", |_| Err(injected("disk::write_atomic")));
         let tmp = temp_path_for(p);
         {
             let mut f = OpenOptions::new()

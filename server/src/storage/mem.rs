@@ -44,10 +44,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn not_found(p: &Path) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::NotFound,
-        format!("{} not found", p.display()),
-    )
+    io::Error::new(io::ErrorKind::NotFound, format!("{} not found", p.display()))
 }
 
 fn parent(p: &Path) -> PathBuf {

@@ -58,7 +58,9 @@ pub use wal::{Recovered, Wal, WalOptions};
 
 /// How [`wal::Wal::open`] treats a damaged record. Config names are
 /// `"absolute-consistency"` and `"tolerate-tail-corruption"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum RecoveryMode {
     /// Any torn or corrupt record, even at the tail of the last segment, is
@@ -118,11 +120,7 @@ impl StorageError {
         }
     }
 
-    pub(crate) fn corruption(
-        file: impl Into<PathBuf>,
-        offset: u64,
-        detail: impl Into<String>,
-    ) -> Self {
+    pub(crate) fn corruption(file: impl Into<PathBuf>, offset: u64, detail: impl Into<String>) -> Self {
         StorageError::Corruption {
             file: file.into(),
             offset,

@@ -81,11 +81,9 @@ fn is_temp_snapshot(path: &Path) -> bool {
 
 /// Encodes a snapshot file.
 fn encode(meta: &SnapshotMetadata, data: &[u8]) -> Result<Vec<u8>> {
-    let meta_bytes = meta
-        .write_to_bytes()
-        .map_err(|e| StorageError::InvalidRequest {
-            detail: format!("cannot encode snapshot metadata: {e}"),
-        })?;
+    let meta_bytes = meta.write_to_bytes().map_err(|e| StorageError::InvalidRequest {
+        detail: format!("cannot encode snapshot metadata: {e}"),
+    })?;
     let mut out = Vec::with_capacity(4 + 4 + 4 + meta_bytes.len() + 8 + data.len() + 4);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
@@ -120,10 +118,7 @@ fn decode(buf: &[u8]) -> std::result::Result<(SnapshotMetadata, Vec<u8>), (u64, 
     let meta_end = 12usize
         .checked_add(meta_len)
         .filter(|&e| e + 8 <= body.len())
-        .ok_or((
-            8,
-            format!("metadata length {meta_len} runs past end of file"),
-        ))?;
+        .ok_or((8, format!("metadata length {meta_len} runs past end of file")))?;
     let meta = SnapshotMetadata::parse_from_bytes(&body[12..meta_end])
         .map_err(|e| (12, format!("undecodable metadata: {e}")))?;
     let data_len = u64::from_le_bytes(body[meta_end..meta_end + 8].try_into().expect("8 bytes"));

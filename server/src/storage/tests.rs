@@ -82,10 +82,7 @@ fn new_log_creates_first_segment() {
     let disk = MemDisk::new();
     let (wal, _) = open_mem(&disk, WalOptions::default());
     let files = wal.segment_files();
-    assert_eq!(
-        files,
-        vec![PathBuf::from("/wal/log-00000000000000000001.wal")]
-    );
+    assert_eq!(files, vec![PathBuf::from("/wal/log-00000000000000000001.wal")]);
     drop(wal);
     // The new segment and its directory entry are durable.
     disk.crash();
@@ -186,11 +183,7 @@ fn compaction_deletes_only_covered_segments() {
     // Compaction at or below an earlier one is a no-op.
     wal.compact(10).unwrap();
     wal.compact(50).unwrap();
-    assert_eq!(
-        wal.segment_files().len(),
-        1,
-        "all but the active segment go"
-    );
+    assert_eq!(wal.segment_files().len(), 1, "all but the active segment go");
     assert_eq!(wal.last_index(), 50);
     drop(wal);
     let (_, rec) = open_mem(&disk, small(300));
@@ -313,10 +306,7 @@ fn stray_files_are_ignored() {
     disk.create_dir_all(Path::new("/wal")).unwrap();
     disk.set_contents(Path::new("/wal/README"), b"hello".to_vec());
     disk.set_contents(Path::new("/wal/log-1.wal"), b"junk".to_vec());
-    disk.set_contents(
-        Path::new("/wal/.log-00000000000000000009.wal.tmp"),
-        b"x".to_vec(),
-    );
+    disk.set_contents(Path::new("/wal/.log-00000000000000000009.wal.tmp"), b"x".to_vec());
     let (mut wal, rec) = open_mem(&disk, WalOptions::default());
     assert_eq!(rec, Recovered::default());
     wal.append(&ents(1..=1, 1)).unwrap();
@@ -337,11 +327,7 @@ fn bad_segment_header_is_corruption() {
     let mut data = disk.contents(&path).unwrap();
     data[0] = b'X';
     disk.set_contents(&path, data);
-    match Wal::open(
-        Arc::new(disk.clone()),
-        Path::new("/wal"),
-        RecoveryMode::default(),
-    ) {
+    match Wal::open(Arc::new(disk.clone()), Path::new("/wal"), RecoveryMode::default()) {
         Err(StorageError::Corruption { file, offset, .. }) => {
             assert_eq!(file, path);
             assert_eq!(offset, 0);
@@ -387,10 +373,7 @@ fn torn_tail_at_every_offset_in_memory() {
         }
         let (mut wal, rec) = open_mem(&d, WalOptions::default());
         assert_eq!(rec.entries, ents(1..=3, 1), "cut {cut}");
-        assert_eq!(
-            d.contents(&path).unwrap()[..before_last],
-            full[..before_last]
-        );
+        assert_eq!(d.contents(&path).unwrap()[..before_last], full[..before_last]);
         wal.append(&ents(4..=4, 2)).unwrap();
         wal.sync().unwrap();
         drop(wal);
@@ -406,10 +389,7 @@ fn recovery_mode_config_names() {
     let m: RecoveryMode = serde_json::from_str("\"tolerate-tail-corruption\"").unwrap();
     assert_eq!(m, RecoveryMode::TolerateTailCorruption);
     assert!(serde_json::from_str::<RecoveryMode>("\"skip-everything\"").is_err());
-    assert_eq!(
-        RecoveryMode::default(),
-        RecoveryMode::TolerateTailCorruption
-    );
+    assert_eq!(RecoveryMode::default(), RecoveryMode::TolerateTailCorruption);
 }
 
 // ---------------------------------------------------------------- snapshots
@@ -438,19 +418,11 @@ fn snapshot_save_and_load_latest() {
     // Saving the same index and term again replaces it.
     store.save(&meta(30, 2), b"thirty again").unwrap();
     assert_eq!(store.load_latest().unwrap().unwrap().1, b"thirty again");
-    let names: Vec<(u64, u64)> = store
-        .list()
-        .unwrap()
-        .iter()
-        .map(|f| (f.index, f.term))
-        .collect();
+    let names: Vec<(u64, u64)> = store.list().unwrap().iter().map(|f| (f.index, f.term)).collect();
     assert_eq!(names, vec![(10, 1), (20, 2), (30, 2)]);
     // Empty data round-trips.
     store.save(&meta(31, 2), b"").unwrap();
-    assert_eq!(
-        store.load_latest().unwrap().unwrap(),
-        (meta(31, 2), Vec::new())
-    );
+    assert_eq!(store.load_latest().unwrap().unwrap(), (meta(31, 2), Vec::new()));
 }
 
 #[test]

@@ -178,10 +178,9 @@ fn encode_record(kind: u8, payload: &[u8], out: &mut Vec<u8>) {
 }
 
 fn encode_hard_state(hs: &HardState) -> Result<Vec<u8>> {
-    hs.write_to_bytes()
-        .map_err(|e| StorageError::InvalidRequest {
-            detail: format!("cannot encode hard state: {e}"),
-        })
+    hs.write_to_bytes().map_err(|e| StorageError::InvalidRequest {
+        detail: format!("cannot encode hard state: {e}"),
+    })
 }
 
 fn le_u32(b: &[u8]) -> u32 {
@@ -199,9 +198,7 @@ fn read_record(
         return Ok(None);
     }
     if rest < RECORD_HEADER_LEN {
-        return Err(format!(
-            "torn record header ({rest} bytes before end of file)"
-        ));
+        return Err(format!("torn record header ({rest} bytes before end of file)"));
     }
     let len = le_u32(&data[pos..]) as usize;
     let crc = le_u32(&data[pos + 4..]);
@@ -226,11 +223,7 @@ fn read_record(
 fn is_valid_record_at(data: &[u8], pos: usize) -> bool {
     matches!(
         read_record(data, pos),
-        Ok(Some((
-            KIND_ENTRIES | KIND_HARD_STATE | KIND_COMPACTED,
-            _,
-            _
-        )))
+        Ok(Some((KIND_ENTRIES | KIND_HARD_STATE | KIND_COMPACTED, _, _)))
     )
 }
 
@@ -373,8 +366,7 @@ impl Wal {
             let data = disk
                 .read(&path)
                 .map_err(|e| StorageError::io("reading a log segment", &path, e))?;
-            let (max_index, cut) =
-                replay_segment(&path, &data, i + 1 == n, opts.recovery_mode, &mut replay)?;
+            let (max_index, cut) = replay_segment(&path, &data, i + 1 == n, opts.recovery_mode, &mut replay)?;
             cut_tail_at = cut;
             segments.push(Segment {
                 number,
@@ -387,13 +379,8 @@ impl Wal {
             Some(seg) => reopen_newest(disk.as_ref(), dir, &seg.path, cut_tail_at, &replay)?,
             None => {
                 let number = replay.entries.last().map_or(replay.compacted, |e| e.index) + 1;
-                let (seg, file) = create_segment(
-                    disk.as_ref(),
-                    dir,
-                    number,
-                    &replay.hard_state,
-                    replay.compacted,
-                )?;
+                let (seg, file) =
+                    create_segment(disk.as_ref(), dir, number, &replay.hard_state, replay.compacted)?;
                 segments.push(seg);
                 file
             }
@@ -459,11 +446,9 @@ impl Wal {
         let mut records: Vec<(Vec<u8>, u64)> = Vec::new();
         let mut payload = Vec::new();
         for e in entries {
-            let bytes = e
-                .write_to_bytes()
-                .map_err(|err| StorageError::InvalidRequest {
-                    detail: format!("cannot encode entry {}: {err}", e.index),
-                })?;
+            let bytes = e.write_to_bytes().map_err(|err| StorageError::InvalidRequest {
+                detail: format!("cannot encode entry {}: {err}", e.index),
+            })?;
             if bytes.len() + 4 > MAX_RECORD_PAYLOAD {
                 return Err(StorageError::InvalidRequest {
                     detail: format!("entry {} is {} bytes, too large", e.index, bytes.len()),
@@ -553,9 +538,7 @@ impl Wal {
 
     fn check_poisoned(&self) -> Result<()> {
         match &self.poisoned {
-            Some(cause) => Err(StorageError::Poisoned {
-                cause: cause.clone(),
-            }),
+            Some(cause) => Err(StorageError::Poisoned { cause: cause.clone() }),
             None => Ok(()),
         }
     }
@@ -706,9 +689,8 @@ fn replay_segment(
         let why_not_tail = if !is_last {
             Some("this is not the newest segment, so it is not a torn write".to_string())
         } else {
-            find_valid_record_after(data, pos).map(|p| {
-                format!("a valid record follows at offset {p}, so this is not a torn tail")
-            })
+            find_valid_record_after(data, pos)
+                .map(|p| format!("a valid record follows at offset {p}, so this is not a torn tail"))
         };
         if let Some(why) = why_not_tail {
             return Err(StorageError::corruption(

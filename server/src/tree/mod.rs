@@ -56,9 +56,15 @@ impl DataTree {
     /// `/zookeeper/config`), like a fresh ZooKeeper.
     pub fn new() -> Self {
         let mut t = DataTree::empty();
-        t.insert_raw("/".to_string(), Node::new(Vec::new(), crate::acl::open_acl_unsafe(), 0, 0, 0));
+        t.insert_raw(
+            "/".to_string(),
+            Node::new(Vec::new(), crate::acl::open_acl_unsafe(), 0, 0, 0),
+        );
         for p in ["/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
-            t.insert_raw(p.to_string(), Node::new(Vec::new(), crate::acl::open_acl_unsafe(), 0, 0, 0));
+            t.insert_raw(
+                p.to_string(),
+                Node::new(Vec::new(), crate::acl::open_acl_unsafe(), 0, 0, 0),
+            );
             t.link_child(p);
         }
         t

@@ -20,12 +20,24 @@ fn create_updates_parent_cversion_pzxid_and_child_count() {
     let mut t = DataTree::new();
     let mut ch = Vec::new();
     let st = t.create("/a", b"x".to_vec(), acl(), 0, 5, 100, &mut ch).unwrap();
-    assert_eq!((st.czxid, st.mzxid, st.pzxid, st.ctime, st.data_length), (5, 5, 5, 100, 1));
+    assert_eq!(
+        (st.czxid, st.mzxid, st.pzxid, st.ctime, st.data_length),
+        (5, 5, 5, 100, 1)
+    );
     let root = t.stat("/").unwrap();
     assert_eq!((root.cversion, root.pzxid, root.num_children), (1, 5, 2));
-    assert_eq!(ch, vec![Change::Created("/a".into()), Change::ChildrenChanged("/".into())]);
-    assert_eq!(t.create("/a", vec![], acl(), 0, 6, 0, &mut ch), Err(ErrorCode::NodeExists));
-    assert_eq!(t.create("/x/y", vec![], acl(), 0, 6, 0, &mut ch), Err(ErrorCode::NoNode));
+    assert_eq!(
+        ch,
+        vec![Change::Created("/a".into()), Change::ChildrenChanged("/".into())]
+    );
+    assert_eq!(
+        t.create("/a", vec![], acl(), 0, 6, 0, &mut ch),
+        Err(ErrorCode::NodeExists)
+    );
+    assert_eq!(
+        t.create("/x/y", vec![], acl(), 0, 6, 0, &mut ch),
+        Err(ErrorCode::NoNode)
+    );
 }
 
 #[test]
@@ -71,7 +83,12 @@ fn ephemerals_are_indexed_by_owner_and_restore_undoes_everything() {
 
 #[test]
 fn node_kind_round_trips_through_ephemeral_owner() {
-    for k in [NodeKind::Persistent, NodeKind::Ephemeral(0x1234), NodeKind::Container, NodeKind::Ttl(5000)] {
+    for k in [
+        NodeKind::Persistent,
+        NodeKind::Ephemeral(0x1234),
+        NodeKind::Container,
+        NodeKind::Ttl(5000),
+    ] {
         assert_eq!(NodeKind::from_owner_value(k.owner_value()), k);
     }
     // EphemeralType.TTL: 0xFF in the high byte, the TTL in the low bits.
@@ -82,8 +99,26 @@ fn node_kind_round_trips_through_ephemeral_owner() {
 fn reaps_only_used_empty_containers_and_expired_ttl_nodes() {
     let mut t = DataTree::new();
     let mut ch = Vec::new();
-    t.create("/c", vec![], acl(), NodeKind::Container.owner_value(), 2, 0, &mut ch).unwrap();
-    t.create("/t", vec![], acl(), NodeKind::Ttl(100).owner_value(), 3, 1000, &mut ch).unwrap();
+    t.create(
+        "/c",
+        vec![],
+        acl(),
+        NodeKind::Container.owner_value(),
+        2,
+        0,
+        &mut ch,
+    )
+    .unwrap();
+    t.create(
+        "/t",
+        vec![],
+        acl(),
+        NodeKind::Ttl(100).owner_value(),
+        3,
+        1000,
+        &mut ch,
+    )
+    .unwrap();
     assert!(t.reap_candidates(1050).is_empty());
     t.create("/c/x", vec![], acl(), 0, 4, 0, &mut ch).unwrap();
     t.delete("/c/x", 5, &mut ch).unwrap();
