@@ -1,7 +1,7 @@
 //! Jute, ZooKeeper's serialization: big-endian `int`/`long`, one-byte
 //! `boolean`, and length-prefixed `buffer`/`ustring`/`vector` where a length
-//! of -1 means null. Nulls decode as empty values: every server-side use of
-//! a null buffer, string or vector treats it as empty.
+//! of -1 means null. Nulls decode as empty values, except znode data
+//! (`Option<Vec<u8>>`), where ZooKeeper keeps null apart from empty.
 
 use thiserror::Error;
 
@@ -99,6 +99,14 @@ impl<'a> Reader<'a> {
         match self.read_len(1)? {
             None => Ok(Vec::new()),
             Some(n) => Ok(self.take(n)?.to_vec()),
+        }
+    }
+
+    /// A buffer where null (-1) is kept as `None`.
+    pub fn read_nullable_buffer(&mut self) -> Result<Option<Vec<u8>>, DecodeError> {
+        match self.read_len(1)? {
+            None => Ok(None),
+            Some(n) => Ok(Some(self.take(n)?.to_vec())),
         }
     }
 
@@ -206,6 +214,21 @@ impl Field for Vec<u8> {
     }
     fn write_field(&self, out: &mut Vec<u8>) {
         write_buffer(out, self)
+    }
+}
+
+/// A nullable `buffer`: znode data, where ZooKeeper keeps null (-1) apart
+/// from empty.
+impl Field for Option<Vec<u8>> {
+    const MIN_ENCODED_LEN: usize = 4;
+    fn read_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.read_nullable_buffer()
+    }
+    fn write_field(&self, out: &mut Vec<u8>) {
+        match self {
+            Some(b) => write_buffer(out, b),
+            None => write_i32(out, -1),
+        }
     }
 }
 

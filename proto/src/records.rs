@@ -137,10 +137,10 @@ jute_record! { pub struct RequestHeader { pub xid: i32, pub op_type: i32 } }
 jute_record! { pub struct ReplyHeader { pub xid: i32, pub zxid: i64, pub err: i32 } }
 
 jute_record! {
-    pub struct CreateRequest { pub path: String, pub data: Vec<u8>, pub acl: Vec<Acl>, pub flags: i32 }
+    pub struct CreateRequest { pub path: String, pub data: Option<Vec<u8>>, pub acl: Vec<Acl>, pub flags: i32 }
 }
 jute_record! {
-    pub struct CreateTtlRequest { pub path: String, pub data: Vec<u8>, pub acl: Vec<Acl>, pub flags: i32, pub ttl: i64 }
+    pub struct CreateTtlRequest { pub path: String, pub data: Option<Vec<u8>>, pub acl: Vec<Acl>, pub flags: i32, pub ttl: i64 }
 }
 jute_record! { pub struct CreateResponse { pub path: String } }
 jute_record! { pub struct Create2Response { pub path: String, pub stat: Stat } }
@@ -148,8 +148,8 @@ jute_record! { pub struct DeleteRequest { pub path: String, pub version: i32 } }
 jute_record! { pub struct ExistsRequest { pub path: String, pub watch: bool } }
 jute_record! { pub struct ExistsResponse { pub stat: Stat } }
 jute_record! { pub struct GetDataRequest { pub path: String, pub watch: bool } }
-jute_record! { pub struct GetDataResponse { pub data: Vec<u8>, pub stat: Stat } }
-jute_record! { pub struct SetDataRequest { pub path: String, pub data: Vec<u8>, pub version: i32 } }
+jute_record! { pub struct GetDataResponse { pub data: Option<Vec<u8>>, pub stat: Stat } }
+jute_record! { pub struct SetDataRequest { pub path: String, pub data: Option<Vec<u8>>, pub version: i32 } }
 jute_record! { pub struct SetDataResponse { pub stat: Stat } }
 jute_record! { pub struct GetAclRequest { pub path: String } }
 jute_record! { pub struct GetAclResponse { pub acl: Vec<Acl>, pub stat: Stat } }

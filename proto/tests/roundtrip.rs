@@ -26,6 +26,11 @@ fn bytes() -> impl Strategy<Value = Vec<u8>> {
     vec(any::<u8>(), 0..24)
 }
 
+/// Znode data: null and empty are distinct values.
+fn data() -> impl Strategy<Value = Option<Vec<u8>>> {
+    proptest::option::of(bytes())
+}
+
 fn strings() -> impl Strategy<Value = Vec<String>> {
     vec(s(), 0..4)
 }
@@ -128,7 +133,7 @@ fn connect_response() -> impl Strategy<Value = ConnectResponse> {
 }
 
 fn create_request() -> impl Strategy<Value = CreateRequest> {
-    (s(), bytes(), acls(), any::<i32>()).prop_map(|(path, data, acl, flags)| CreateRequest {
+    (s(), data(), acls(), any::<i32>()).prop_map(|(path, data, acl, flags)| CreateRequest {
         path,
         data,
         acl,
@@ -137,7 +142,7 @@ fn create_request() -> impl Strategy<Value = CreateRequest> {
 }
 
 fn create_ttl_request() -> impl Strategy<Value = CreateTtlRequest> {
-    (s(), bytes(), acls(), any::<i32>(), any::<i64>()).prop_map(|(path, data, acl, flags, ttl)| {
+    (s(), data(), acls(), any::<i32>(), any::<i64>()).prop_map(|(path, data, acl, flags, ttl)| {
         CreateTtlRequest {
             path,
             data,
@@ -153,7 +158,7 @@ fn delete_request() -> impl Strategy<Value = DeleteRequest> {
 }
 
 fn set_data_request() -> impl Strategy<Value = SetDataRequest> {
-    (s(), bytes(), any::<i32>()).prop_map(|(path, data, version)| SetDataRequest { path, data, version })
+    (s(), data(), any::<i32>()).prop_map(|(path, data, version)| SetDataRequest { path, data, version })
 }
 
 fn check_request() -> impl Strategy<Value = CheckVersionRequest> {
@@ -169,7 +174,7 @@ fn get_children_request() -> impl Strategy<Value = GetChildrenRequest> {
 }
 
 fn get_data_response() -> impl Strategy<Value = GetDataResponse> {
-    (bytes(), stat()).prop_map(|(data, stat)| GetDataResponse { data, stat })
+    (data(), stat()).prop_map(|(data, stat)| GetDataResponse { data, stat })
 }
 
 fn create2_response() -> impl Strategy<Value = Create2Response> {
@@ -931,7 +936,8 @@ fn minus_one_lengths_decode_as_empty() {
         CreateRequest::decode(&buf).unwrap(),
         CreateRequest {
             path: String::new(),
-            data: vec![],
+            // znode data keeps null apart from empty (kazoo's null-data tests)
+            data: None,
             acl: vec![],
             flags: 1
         }
@@ -960,9 +966,13 @@ fn minus_one_lengths_decode_as_empty() {
         GetChildrenResponse::decode(&[0x80, 0, 0, 0]),
         Err(DecodeError::NegativeLength(i32::MIN))
     );
-    // Nulls re-encode as empty (length 0).
+    // Nulls re-encode as empty (length 0), except znode data, which stays
+    // null (-1).
     let c = CreateRequest::decode(&[&null[..], &null, &null, &[0, 0, 0, 0]].concat()).unwrap();
-    assert_eq!(c.encode(), [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(
+        c.encode(),
+        [0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0]
+    );
 }
 
 #[test]
@@ -1092,7 +1102,7 @@ fn golden_create_request() {
         op: OpCode::Create,
         body: RequestBody::Create(CreateRequest {
             path: "/a".into(),
-            data: b"x".to_vec(),
+            data: Some(b"x".to_vec()),
             acl: vec![Acl {
                 perms: perms::ALL,
                 id: Id {
@@ -1155,7 +1165,7 @@ fn golden_add_watch_reply() {
 #[test]
 fn reconfig_reply_is_get_data() {
     let body = ResponseBody::GetData(GetDataResponse {
-        data: b"server.1=a:1:2".to_vec(),
+        data: Some(b"server.1=a:1:2".to_vec()),
         stat: Stat::default(),
     });
     let reply = encode_reply(3, 7, ErrorCode::Ok, &body);

@@ -22,7 +22,7 @@ use bytes::{Buf, BytesMut};
 use proto::frame;
 use proto::jute::Record;
 use proto::opcode::{xid, OpCode};
-use proto::records::{ConnectRequest, ConnectResponse};
+use proto::records::{ConnectRequest, ConnectResponse, RequestHeader};
 use proto::request::{Request, RequestBody};
 use proto::response::{encode_reply, ResponseBody};
 use proto::ErrorCode;
@@ -369,8 +369,10 @@ impl Connection<'_> {
                 };
                 rbuf.advance(4);
                 let payload = rbuf.split_to(len);
-                let req = Request::decode(&payload)?;
-                self.on_request(req);
+                match Request::decode(&payload) {
+                    Ok(req) => self.on_request(req),
+                    Err(e) => self.on_undecodable(&payload, e)?,
+                }
             }
             self.run_front();
             if self.closing && self.queue.is_empty() {
@@ -430,7 +432,12 @@ impl Connection<'_> {
                     PendingKind::Proposed(rx)
                 }
             },
-            Kind::Read | Kind::Local => PendingKind::Deferred(req.clone()),
+            Kind::Read | Kind::Local => match &req.body {
+                RequestBody::Multi(ops) if ops.iter().any(|o| !o.is_read()) => {
+                    PendingKind::Answered(ErrorCode::MarshallingError)
+                }
+                _ => PendingKind::Deferred(req.clone()),
+            },
         };
         self.queue.push_back(Pending {
             xid: req.xid,
@@ -440,10 +447,44 @@ impl Connection<'_> {
         });
     }
 
+    /// A packet whose body does not decode. ZooKeeper closes the connection
+    /// when even the header is unreadable; answers an unknown opcode with
+    /// UNIMPLEMENTED and closes (UnimplementedRequestProcessor); and answers
+    /// a known opcode with a malformed body with MARSHALLINGERROR, keeping
+    /// the connection.
+    fn on_undecodable(&mut self, payload: &[u8], e: proto::DecodeError) -> Result<(), ConnError> {
+        let header = RequestHeader::decode(payload.get(..8).unwrap_or(payload))?;
+        self.info.received.fetch_add(1, Relaxed);
+        let (op, code) = match OpCode::from_code(header.op_type) {
+            Err(_) => {
+                warn!(remote = %self.info.remote, op = header.op_type, "unknown opcode; closing the connection");
+                self.closing = true;
+                (OpCode::Error, ErrorCode::Unimplemented)
+            }
+            Ok(op) => {
+                debug!(remote = %self.info.remote, op = op.name(), error = %e, "malformed request body");
+                (op, ErrorCode::MarshallingError)
+            }
+        };
+        self.queue.push_back(Pending {
+            xid: header.xid,
+            op,
+            started: Instant::now(),
+            what: PendingKind::Answered(code),
+        });
+        Ok(())
+    }
+
     /// Checks that depend on this server's settings, not on the tree.
     fn prepare(&self, req: &Request) -> Result<TxnKind, ErrorCode> {
         if req.op == OpCode::CloseSession {
             return Ok(TxnKind::CloseSession);
+        }
+        if let RequestBody::Multi(ops) = &req.body {
+            // MultiOperationRecord refuses to mix reads into a multi.
+            if ops.iter().any(|o| o.is_read()) {
+                return Err(ErrorCode::MarshallingError);
+            }
         }
         let uses_ttl = match &req.body {
             RequestBody::CreateTtl(_) => true,

@@ -142,7 +142,10 @@ impl State {
         nodes.sort_by(|a, b| a.0.cmp(b.0));
         for (path, n) in nodes {
             jute::write_string(&mut out, path);
-            jute::write_buffer(&mut out, &n.data);
+            match &n.data {
+                Some(d) => jute::write_buffer(&mut out, d),
+                None => jute::write_i32(&mut out, -1),
+            }
             jute::write_i32(&mut out, n.acl.len() as i32);
             for a in &n.acl {
                 a.write(&mut out);
@@ -178,7 +181,7 @@ impl State {
         let mut paths = Vec::with_capacity(count.max(0) as usize);
         for _ in 0..count {
             let path = r.read_string()?;
-            let data = r.read_buffer()?;
+            let data = r.read_nullable_buffer()?;
             let acl: Vec<Acl> = r.read_vec()?;
             let mut n = Node::new(data, acl, 0, 0, 0);
             n.czxid = r.read_i64()?;
@@ -248,7 +251,7 @@ mod tests {
             op: OpCode::Create,
             body: RequestBody::Create(CreateRequest {
                 path: path.into(),
-                data: b"v".to_vec(),
+                data: Some(b"v".to_vec()),
                 acl: crate::acl::open_acl_unsafe(),
                 flags,
             }),

@@ -144,7 +144,7 @@ mod tests {
                 op: OpCode::SetData,
                 body: RequestBody::SetData(SetDataRequest {
                     path: "/a".into(),
-                    data: b"x".to_vec(),
+                    data: Some(b"x".to_vec()),
                     version: -1,
                 }),
             }),

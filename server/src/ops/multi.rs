@@ -162,7 +162,7 @@ mod tests {
             create("/a/seq-", 2),
             MultiOp::SetData(SetDataRequest {
                 path: "/a".into(),
-                data: vec![1],
+                data: Some(vec![1]),
                 version: 0,
             }),
             MultiOp::Check(CheckVersionRequest {

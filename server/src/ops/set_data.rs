@@ -54,7 +54,7 @@ mod tests {
         .unwrap();
         let req = |v| SetDataRequest {
             path: "/a".into(),
-            data: b"new".to_vec(),
+            data: Some(b"new".to_vec()),
             version: v,
         };
         assert_eq!(

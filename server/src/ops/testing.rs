@@ -30,7 +30,7 @@ pub fn wctx(zxid: i64, session: i64) -> WriteCtx<'static> {
 pub fn create_req(path: &str, flags: i32) -> CreateRequest {
     CreateRequest {
         path: path.into(),
-        data: b"d".to_vec(),
+        data: Some(b"d".to_vec()),
         acl: acl::open_acl_unsafe(),
         flags,
     }

@@ -58,12 +58,12 @@ impl DataTree {
         let mut t = DataTree::empty();
         t.insert_raw(
             "/".to_string(),
-            Node::new(Vec::new(), crate::acl::open_acl_unsafe(), 0, 0, 0),
+            Node::new(Some(Vec::new()), crate::acl::open_acl_unsafe(), 0, 0, 0),
         );
         for p in ["/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
             t.insert_raw(
                 p.to_string(),
-                Node::new(Vec::new(), crate::acl::open_acl_unsafe(), 0, 0, 0),
+                Node::new(Some(Vec::new()), crate::acl::open_acl_unsafe(), 0, 0, 0),
             );
             t.link_child(p);
         }
@@ -141,7 +141,7 @@ impl DataTree {
     pub fn create(
         &mut self,
         path: &str,
-        data: Vec<u8>,
+        data: Option<Vec<u8>>,
         acl: Vec<Acl>,
         ephemeral_owner: i64,
         zxid: i64,
@@ -188,13 +188,13 @@ impl DataTree {
     pub fn set_data(
         &mut self,
         path: &str,
-        data: Vec<u8>,
+        data: Option<Vec<u8>>,
         zxid: i64,
         time: i64,
         changes: &mut Vec<Change>,
     ) -> Result<Stat, ErrorCode> {
         let node = self.nodes.get_mut(path).ok_or(ErrorCode::NoNode)?;
-        self.data_size = self.data_size - node.data.len() as u64 + data.len() as u64;
+        self.data_size = self.data_size - node.data_len() as u64 + data.as_ref().map_or(0, Vec::len) as u64;
         node.data = data;
         node.version += 1;
         node.mzxid = zxid;
@@ -231,7 +231,7 @@ impl DataTree {
     /// Inserts a node as is, maintaining counters and the ephemeral index
     /// but not the parent's child list (snapshot loading and restore).
     pub(crate) fn insert_raw(&mut self, path: String, node: Node) {
-        self.data_size += (path.len() + node.data.len()) as u64;
+        self.data_size += (path.len() + node.data_len()) as u64;
         if let NodeKind::Ephemeral(owner) = node.kind() {
             self.ephemerals.entry(owner).or_default().insert(path.clone());
         }
@@ -240,7 +240,7 @@ impl DataTree {
 
     fn remove_raw(&mut self, path: &str) -> Option<Node> {
         let node = self.nodes.remove(path)?;
-        self.data_size -= (path.len() + node.data.len()) as u64;
+        self.data_size -= (path.len() + node.data_len()) as u64;
         if let NodeKind::Ephemeral(owner) = node.kind() {
             if let Some(set) = self.ephemerals.get_mut(&owner) {
                 set.remove(path);

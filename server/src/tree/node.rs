@@ -49,7 +49,8 @@ impl NodeKind {
 /// computed, not stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
-    pub data: Vec<u8>,
+    /// `None` is ZooKeeper's null data, distinct from empty.
+    pub data: Option<Vec<u8>>,
     pub acl: Vec<Acl>,
     pub children: BTreeSet<String>,
     pub czxid: i64,
@@ -64,7 +65,7 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn new(data: Vec<u8>, acl: Vec<Acl>, ephemeral_owner: i64, zxid: i64, time: i64) -> Node {
+    pub fn new(data: Option<Vec<u8>>, acl: Vec<Acl>, ephemeral_owner: i64, zxid: i64, time: i64) -> Node {
         Node {
             data,
             acl,
@@ -81,6 +82,10 @@ impl Node {
         }
     }
 
+    pub fn data_len(&self) -> usize {
+        self.data.as_ref().map_or(0, Vec::len)
+    }
+
     pub fn kind(&self) -> NodeKind {
         NodeKind::from_owner_value(self.ephemeral_owner)
     }
@@ -95,7 +100,7 @@ impl Node {
             cversion: self.cversion,
             aversion: self.aversion,
             ephemeral_owner: self.ephemeral_owner,
-            data_length: self.data.len() as i32,
+            data_length: self.data_len() as i32,
             num_children: self.children.len() as i32,
             pzxid: self.pzxid,
         }

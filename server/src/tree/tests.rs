@@ -19,7 +19,9 @@ fn fresh_tree_has_root_and_zookeeper_nodes() {
 fn create_updates_parent_cversion_pzxid_and_child_count() {
     let mut t = DataTree::new();
     let mut ch = Vec::new();
-    let st = t.create("/a", b"x".to_vec(), acl(), 0, 5, 100, &mut ch).unwrap();
+    let st = t
+        .create("/a", Some(b"x".to_vec()), acl(), 0, 5, 100, &mut ch)
+        .unwrap();
     assert_eq!(
         (st.czxid, st.mzxid, st.pzxid, st.ctime, st.data_length),
         (5, 5, 5, 100, 1)
@@ -31,11 +33,11 @@ fn create_updates_parent_cversion_pzxid_and_child_count() {
         vec![Change::Created("/a".into()), Change::ChildrenChanged("/".into())]
     );
     assert_eq!(
-        t.create("/a", vec![], acl(), 0, 6, 0, &mut ch),
+        t.create("/a", None, acl(), 0, 6, 0, &mut ch),
         Err(ErrorCode::NodeExists)
     );
     assert_eq!(
-        t.create("/x/y", vec![], acl(), 0, 6, 0, &mut ch),
+        t.create("/x/y", None, acl(), 0, 6, 0, &mut ch),
         Err(ErrorCode::NoNode)
     );
 }
@@ -44,8 +46,8 @@ fn create_updates_parent_cversion_pzxid_and_child_count() {
 fn delete_bumps_cversion_and_refuses_non_empty_nodes() {
     let mut t = DataTree::new();
     let mut ch = Vec::new();
-    t.create("/a", vec![], acl(), 0, 2, 0, &mut ch).unwrap();
-    t.create("/a/b", vec![], acl(), 0, 3, 0, &mut ch).unwrap();
+    t.create("/a", None, acl(), 0, 2, 0, &mut ch).unwrap();
+    t.create("/a/b", None, acl(), 0, 3, 0, &mut ch).unwrap();
     assert_eq!(t.delete("/a", 4, &mut ch), Err(ErrorCode::NotEmpty));
     t.delete("/a/b", 4, &mut ch).unwrap();
     let a = t.stat("/a").unwrap();
@@ -57,8 +59,9 @@ fn set_data_bumps_version_and_tracks_data_size() {
     let mut t = DataTree::new();
     let mut ch = Vec::new();
     let before = t.approximate_data_size();
-    t.create("/a", b"12".to_vec(), acl(), 0, 2, 0, &mut ch).unwrap();
-    let st = t.set_data("/a", b"12345".to_vec(), 3, 9, &mut ch).unwrap();
+    t.create("/a", Some(b"12".to_vec()), acl(), 0, 2, 0, &mut ch)
+        .unwrap();
+    let st = t.set_data("/a", Some(b"12345".to_vec()), 3, 9, &mut ch).unwrap();
     assert_eq!((st.version, st.mzxid, st.mtime, st.czxid), (1, 3, 9, 2));
     assert_eq!(t.approximate_data_size(), before + 2 + 5);
 }
@@ -70,7 +73,8 @@ fn ephemerals_are_indexed_by_owner_and_restore_undoes_everything() {
     let saved_root = t.save("/");
     let saved_e = t.save("/e");
     let size = t.approximate_data_size();
-    t.create("/e", b"d".to_vec(), acl(), 77, 2, 0, &mut ch).unwrap();
+    t.create("/e", Some(b"d".to_vec()), acl(), 77, 2, 0, &mut ch)
+        .unwrap();
     assert_eq!(t.ephemerals_of(77), vec!["/e".to_string()]);
     assert_eq!(t.ephemeral_count(), 1);
     t.restore("/e", saved_e);
@@ -101,7 +105,7 @@ fn reaps_only_used_empty_containers_and_expired_ttl_nodes() {
     let mut ch = Vec::new();
     t.create(
         "/c",
-        vec![],
+        None,
         acl(),
         NodeKind::Container.owner_value(),
         2,
@@ -111,7 +115,7 @@ fn reaps_only_used_empty_containers_and_expired_ttl_nodes() {
     .unwrap();
     t.create(
         "/t",
-        vec![],
+        None,
         acl(),
         NodeKind::Ttl(100).owner_value(),
         3,
@@ -120,8 +124,20 @@ fn reaps_only_used_empty_containers_and_expired_ttl_nodes() {
     )
     .unwrap();
     assert!(t.reap_candidates(1050).is_empty());
-    t.create("/c/x", vec![], acl(), 0, 4, 0, &mut ch).unwrap();
+    t.create("/c/x", None, acl(), 0, 4, 0, &mut ch).unwrap();
     t.delete("/c/x", 5, &mut ch).unwrap();
     assert_eq!(t.reap_candidates(1050), vec!["/c".to_string()]);
     assert_eq!(t.reap_candidates(1101), vec!["/c".to_string(), "/t".to_string()]);
+}
+
+#[test]
+fn null_data_is_kept_apart_from_empty() {
+    // ZooKeeper stores null data as null; getData returns null, not b"".
+    let mut t = DataTree::new();
+    let mut ch = Vec::new();
+    t.create("/n", None, acl(), 0, 2, 0, &mut ch).unwrap();
+    t.create("/e", Some(vec![]), acl(), 0, 3, 0, &mut ch).unwrap();
+    assert_eq!(t.get("/n").unwrap().data, None);
+    assert_eq!(t.get("/e").unwrap().data, Some(vec![]));
+    assert_eq!(t.stat("/n").unwrap().data_length, 0);
 }
