@@ -105,7 +105,7 @@ expect_seq() {
     local i=0 j=0 n=${#pats[@]}
     while [ "$i" -lt "$n" ] && [ "$j" -lt "${#lines[@]}" ]; do
         if [[ ${lines[$j]} =~ ^(${pats[$i]})$ ]]; then
-            matched[$j]=1
+            matched[j]=1
             i=$((i + 1))
         fi
         j=$((j + 1))
