@@ -196,10 +196,9 @@ mod tests {
         )
         .unwrap();
         let ResponseBody::Create2(c) = r else { panic!() };
-        assert_eq!(
-            NodeKind::from_owner_value(c.stat.ephemeral_owner),
-            NodeKind::Ttl(500)
-        );
+        // DataTree.getClientEphemeralOwner: clients see 0 for TTL nodes.
+        assert_eq!(c.stat.ephemeral_owner, 0);
+        assert_eq!(s.tree.get("/t").unwrap().kind(), NodeKind::Ttl(500));
         let cont = create_req("/c", proto::records::create_mode::CONTAINER);
         assert_eq!(
             apply(&mut s, &wctx(3, 1), OpCode::Create, &cont, None, &mut vec![]),

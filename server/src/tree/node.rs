@@ -99,7 +99,12 @@ impl Node {
             version: self.version,
             cversion: self.cversion,
             aversion: self.aversion,
-            ephemeral_owner: self.ephemeral_owner,
+            // DataTree.getClientEphemeralOwner: clients see 0 for
+            // containers and TTL nodes, the session only for ephemerals.
+            ephemeral_owner: match self.kind() {
+                NodeKind::Ephemeral(s) => s,
+                _ => 0,
+            },
             data_length: self.data_len() as i32,
             num_children: self.children.len() as i32,
             pzxid: self.pzxid,
