@@ -175,7 +175,13 @@ async fn run(
     info.received.fetch_add(1, Relaxed);
 
     let (out_tx, out_rx) = mpsc::unbounded_channel();
-    let writer = tokio::spawn(write_loop(wr, out_rx, info.clone(), ctx.hub.clone()));
+    let writer = tokio::spawn(write_loop(
+        wr,
+        out_rx,
+        info.clone(),
+        ctx.hub.clone(),
+        ctx.metrics.clone(),
+    ));
     let Some(session) = establish(&connect, &info, ctx, &out_tx).await? else {
         let _ = out_tx.send(Outbound::Close);
         let _ = writer.await;
@@ -289,6 +295,7 @@ async fn write_loop(
     mut rx: mpsc::UnboundedReceiver<Outbound>,
     info: Arc<ConnInfo>,
     hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
 ) {
     let mut buf = Vec::with_capacity(4096);
     while let Some(first) = rx.recv().await {
@@ -312,6 +319,7 @@ async fn write_loop(
             if wr.write_all(&buf).await.is_err() {
                 break;
             }
+            metrics.packets_sent(frames, buf.len());
             buf.clear();
         }
         info.sent.fetch_add(frames, Relaxed);
@@ -369,6 +377,7 @@ impl Connection<'_> {
                 };
                 rbuf.advance(4);
                 let payload = rbuf.split_to(len);
+                self.ctx.metrics.packet_received(len + 4);
                 match Request::decode(&payload) {
                     Ok(req) => self.on_request(req),
                     Err(e) => self.on_undecodable(&payload, e)?,

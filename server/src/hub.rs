@@ -149,12 +149,14 @@ impl Hub {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues the events and session closes an applied entry produced.
-    /// Call with the state lock held (see the module doc).
-    pub fn deliver(&self, applied: &Applied) {
+    /// Queues the events and session closes an applied entry produced;
+    /// returns how many events were queued. Call with the state lock held
+    /// (see the module doc).
+    pub fn deliver(&self, applied: &Applied) -> u64 {
         if applied.notifications.is_empty() && applied.ended_session.is_none() {
-            return;
+            return 0;
         }
+        let mut sent = 0;
         let conns = self.by_session.lock().unwrap_or_else(|p| p.into_inner());
         for n in &applied.notifications {
             if let Some(c) = conns.get(&n.session) {
@@ -164,7 +166,9 @@ impl Hub {
                     &mut frame,
                     &proto::response::encode_notification_with_zxid(&n.event, applied.zxid),
                 );
-                let _ = c.tx.send(Outbound::Frame(frame));
+                if c.tx.send(Outbound::Frame(frame)).is_ok() {
+                    sent += 1;
+                }
             }
         }
         if let Some(s) = applied.ended_session {
@@ -172,6 +176,7 @@ impl Hub {
                 let _ = c.tx.send(Outbound::Close);
             }
         }
+        sent
     }
 
     /// Admits a new connection unless its address has `limit` already

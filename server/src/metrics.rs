@@ -219,8 +219,10 @@ impl Metrics {
     }
 
     /// One client packet of `bytes` bytes (framing included) sent.
-    pub fn packet_sent(&self, bytes: usize) {
-        self.packets_sent.inc();
+    /// `packets` frames totalling `bytes` written in one go (the writer
+    /// batches replies and events).
+    pub fn packets_sent(&self, packets: u64, bytes: usize) {
+        self.packets_sent.inc_by(packets);
         self.bytes_sent.inc_by(bytes as u64);
     }
 
@@ -431,7 +433,7 @@ mod tests {
         let m = Metrics::new();
         m.packet_received(100);
         m.packet_received(20);
-        m.packet_sent(16);
+        m.packets_sent(1, 16);
         m.connection_accepted();
         m.connection_rejected(RejectReason::Limit);
         m.connection_rejected(RejectReason::Oversized);

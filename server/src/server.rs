@@ -121,6 +121,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         wal_segment_bytes: config.wal_segment_bytes,
         recovery_mode: config.recovery_mode,
         reap_interval: config.container_check_interval,
+        fsync: config.fsync,
     };
     let (consensus, hub, proposer) =
         tokio::task::block_in_place(|| Consensus::open(cc, Arc::new(RealDisk), metrics.clone()))?;

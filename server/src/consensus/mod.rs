@@ -55,6 +55,10 @@ pub struct ConsensusConfig {
     pub recovery_mode: RecoveryMode,
     /// How often the container/TTL reaper looks for candidates.
     pub reap_interval: Duration,
+    /// fsync the WAL before raft counts entries (ZooKeeper `forceSync`).
+    /// Off, writes survive a process crash (they are in the page cache) but
+    /// not a power loss: only for throwaway test ensembles.
+    pub fsync: bool,
 }
 
 /// A request to the consensus task.
@@ -412,7 +416,7 @@ impl Consensus {
             self.wal.set_hard_state(hs)?;
             self.raw.store().wl().set_hardstate(hs.clone());
         }
-        if ready.must_sync() {
+        if ready.must_sync() && self.cfg.fsync {
             let batch = ready.entries().len();
             let t = Instant::now();
             tokio::task::block_in_place(|| self.wal.sync())?;
@@ -448,7 +452,8 @@ impl Consensus {
             let applied = {
                 let mut state = self.hub.state();
                 let applied = state.apply(zxid, &txn, now);
-                self.hub.deliver(&applied);
+                let events = self.hub.deliver(&applied);
+                self.metrics.watch_events_sent(events);
                 applied
             };
             match &txn.kind {
@@ -488,10 +493,13 @@ impl Consensus {
             warn!(error = %e, "could not compact the in-memory log");
         }
         tokio::task::block_in_place(|| self.wal.compact(self.applied_index))?;
+        // Only after the compaction: the WAL no longer needs older snapshots.
+        let purged = tokio::task::block_in_place(|| self.snapshots.purge())?;
         self.metrics.snapshot_taken();
         info!(
             index = self.applied_index,
             bytes = data.len(),
+            purged,
             ms = t.elapsed().as_millis() as u64,
             "snapshot taken"
         );
