@@ -5,10 +5,12 @@
 //! events the apply loop queues (see `hub` for why that keeps events ahead
 //! of later replies).
 //!
-//! Ordering (docs/ordering.md): writes are proposed as soon as they are
-//! decoded, so a session's writes pipeline into the log in order; a read
-//! or session-local request runs only when every earlier request of the
-//! session has been answered, so it sees the session's own writes.
+//! Ordering (docs/ordering.md): a session's writes are proposed as soon as
+//! they are decoded, so they pipeline into the log in order — unless a read
+//! of the session is still waiting, in which case later writes are held
+//! until it has run (ZooKeeper's CommitProcessor does the same), so the read
+//! sees exactly the writes sent before it. A read or session-local request
+//! runs only when every earlier request of the session has been answered.
 //!
 //! A malformed or oversized frame closes this connection only.
 
@@ -342,6 +344,9 @@ struct Pending {
 enum PendingKind {
     /// A write in the log; answered when it applies.
     Proposed(oneshot::Receiver<Applied>),
+    /// A write sent after a read that has not run yet: proposed only once
+    /// that read has run, so the read cannot see it.
+    Held(TxnKind),
     /// A read or session-local request, run when it reaches the front.
     Deferred(Request),
     /// An answer known at once, held back to keep the session's order.
@@ -431,14 +436,16 @@ impl Connection<'_> {
             Kind::Write => match self.prepare(&req) {
                 Err(code) => PendingKind::Answered(code),
                 Ok(kind) => {
-                    if req.op == OpCode::CloseSession {
-                        // Our own close: the reply must go out before the
-                        // connection closes, so stop taking events now.
-                        self.ctx.hub.unbind(&self.info);
-                    }
                     self.ctx.hub.outstanding.fetch_add(1, Relaxed);
-                    let rx = self.ctx.proposer.propose(self.session, self.auth.clone(), kind);
-                    PendingKind::Proposed(rx)
+                    let read_waiting = self
+                        .queue
+                        .iter()
+                        .any(|p| matches!(p.what, PendingKind::Deferred(_) | PendingKind::Held(_)));
+                    if read_waiting {
+                        PendingKind::Held(kind)
+                    } else {
+                        self.propose(req.op, kind)
+                    }
                 }
             },
             Kind::Read | Kind::Local => match &req.body {
@@ -507,11 +514,43 @@ impl Connection<'_> {
         Ok(TxnKind::Write(req.clone()))
     }
 
-    /// Answers every request at the front that no longer waits on the log.
+    fn propose(&mut self, op: OpCode, kind: TxnKind) -> PendingKind {
+        if op == OpCode::CloseSession {
+            // Our own close: the reply must go out before the connection
+            // closes, so stop taking events now.
+            self.ctx.hub.unbind(&self.info);
+        }
+        PendingKind::Proposed(self.ctx.proposer.propose(self.session, self.auth.clone(), kind))
+    }
+
+    /// Answers every request at the front that no longer waits on the log,
+    /// and proposes held writes whose preceding reads have all run.
     fn run_front(&mut self) {
         while let Some(p) = self.queue.front() {
-            if matches!(p.what, PendingKind::Proposed(_)) {
-                return;
+            match p.what {
+                PendingKind::Proposed(_) => return,
+                PendingKind::Held(_) => {
+                    // Every earlier request is answered: propose this write
+                    // and the held writes right behind it, up to the next
+                    // read.
+                    for i in 0..self.queue.len() {
+                        match &self.queue[i].what {
+                            PendingKind::Held(_) => {
+                                let op = self.queue[i].op;
+                                let PendingKind::Held(kind) =
+                                    std::mem::replace(&mut self.queue[i].what, PendingKind::Answered(ErrorCode::Ok))
+                                else {
+                                    unreachable!("matched above")
+                                };
+                                self.queue[i].what = self.propose(op, kind);
+                            }
+                            PendingKind::Deferred(_) => break,
+                            _ => {}
+                        }
+                    }
+                    return;
+                }
+                _ => {}
             }
             let p = self.queue.pop_front().expect("front exists");
             match p.what {
@@ -520,7 +559,7 @@ impl Connection<'_> {
                     self.reply(p.xid, p.op, p.started, zxid, code, &ResponseBody::Empty);
                 }
                 PendingKind::Deferred(req) => self.execute(req, p.started),
-                PendingKind::Proposed(_) => unreachable!("checked above"),
+                PendingKind::Proposed(_) | PendingKind::Held(_) => unreachable!("handled above"),
             }
         }
     }
