@@ -90,6 +90,12 @@ impl TestServer {
         ts
     }
 
+    /// The server's shared state, for white-box checks of what a client
+    /// cannot see (which watches the server holds).
+    pub fn hub(&self) -> &std::sync::Arc<zonekeeper_server::hub::Hub> {
+        &self.server.as_ref().expect("running").hub
+    }
+
     /// The connect string, `127.0.0.1:port`.
     pub fn connect_string(&self) -> String {
         self.addr.to_string()
@@ -227,10 +233,31 @@ impl Raw {
     pub async fn send(&mut self, op: OpCode, body: RequestBody) -> i32 {
         let xid = self.next_xid;
         self.next_xid += 1;
+        self.send_with_xid(xid, op, body).await;
+        xid
+    }
+
+    /// Sends a request with a given xid (pings use -2).
+    pub async fn send_with_xid(&mut self, xid: i32, op: OpCode, body: RequestBody) {
+        self.stream
+            .write_all(&Self::frame(xid, op, body))
+            .await
+            .expect("write request");
+    }
+
+    /// The framed bytes of a request, for tests that batch several into
+    /// one write.
+    pub fn frame(xid: i32, op: OpCode, body: RequestBody) -> Vec<u8> {
         let mut f = Vec::new();
         frame::write_frame(&mut f, &Request { xid, op, body }.encode());
-        self.stream.write_all(&f).await.expect("write request");
-        xid
+        f
+    }
+
+    /// Takes the next xid without sending anything (see [`Raw::frame`]).
+    pub fn take_xid(&mut self) -> i32 {
+        let x = self.next_xid;
+        self.next_xid += 1;
+        x
     }
 
     /// Reads the next packet; `None` once the server has closed the
