@@ -14,6 +14,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use zonekeeper_server::tree::NodeKind;
 use zookeeper_client as zk;
 
 /// Programmer's Guide, "ZooKeeper Stat Structure": a new node has
@@ -166,15 +167,19 @@ async fn ephemerals_are_owned_childless_and_listed_per_session() {
     ts.shutdown().await;
 }
 
-/// EphemeralType: a container's ephemeralOwner is
-/// CONTAINER_EPHEMERAL_OWNER (Long.MIN_VALUE); createContainer answers
-/// like create2.
+/// createContainer answers like create2. The server stores the container
+/// mark in ephemeralOwner (EphemeralType.CONTAINER_EPHEMERAL_OWNER), but
+/// clients see 0 there (DataTree.getClientEphemeralOwner: only NORMAL
+/// ephemeral owners are shown).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn container_nodes_are_marked_in_ephemeral_owner() {
+async fn container_nodes_show_no_ephemeral_owner() {
     let ts = TestServer::start().await;
     let zk = ts.client().await;
     let (stat, _) = zk.create("/c", b"data", CONTAINER).await.unwrap();
-    assert_eq!(stat.ephemeral_owner, i64::MIN);
+    assert_eq!(stat.ephemeral_owner, 0);
+    assert_eq!(zk.check_stat("/c").await.unwrap().unwrap().ephemeral_owner, 0);
+    let kind = ts.hub().state().tree.get("/c").unwrap().kind();
+    assert_eq!(kind, NodeKind::Container);
     assert_eq!(stat.data_length, 4);
     zk.create("/c/child", b"", PERSISTENT).await.unwrap();
     assert_eq!(zk.get_children("/c").await.unwrap().1.num_children, 1);
@@ -205,9 +210,10 @@ async fn ttl_nodes_are_unimplemented_when_extended_types_are_disabled() {
     ts.shutdown().await;
 }
 
-/// EphemeralType.TTL: with extended types enabled a TTL node's
-/// ephemeralOwner is 0xFF00000000000000 | ttl; sequential TTL nodes get the
-/// usual suffix.
+/// "TTL Nodes": with extended types enabled createTTL creates the node
+/// (the TTL lives in the stored ephemeralOwner, EphemeralType.TTL, which
+/// clients see as 0: DataTree.getClientEphemeralOwner); sequential TTL
+/// nodes get the usual suffix.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ttl_nodes_when_extended_types_are_enabled() {
     let ts = TestServer::start_with(|c| c.extended_types_enabled = true).await;
@@ -216,7 +222,9 @@ async fn ttl_nodes_when_extended_types_are_enabled() {
         .with_acls(zk::Acls::anyone_all())
         .with_ttl(Duration::from_millis(60_000));
     let (stat, _) = zk.create("/t", b"v", &ttl).await.unwrap();
-    assert_eq!(stat.ephemeral_owner as u64, 0xFF00_0000_0000_0000 | 60_000);
+    assert_eq!(stat.ephemeral_owner, 0);
+    let kind = ts.hub().state().tree.get("/t").unwrap().kind();
+    assert_eq!(kind, NodeKind::Ttl(60_000));
     assert_eq!(stat.data_length, 1);
     let ttl_seq = zk::CreateMode::PersistentSequential
         .with_acls(zk::Acls::anyone_all())

@@ -184,7 +184,7 @@ pub fn open_acl() -> Vec<Acl> {
 pub fn create_req(path: &str, data: &[u8], flags: i32) -> CreateRequest {
     CreateRequest {
         path: path.into(),
-        data: data.to_vec(),
+        data: Some(data.to_vec()),
         acl: open_acl(),
         flags,
     }
@@ -218,7 +218,12 @@ impl Raw {
         let rsp = handshake(&mut stream, new_session_request())
             .await
             .expect("connect response");
-        assert_ne!(rsp.session_id, 0, "the server refused a new session");
+        Raw::established(stream, rsp)
+    }
+
+    /// A session on `stream` whose handshake the caller did.
+    pub fn established(stream: TcpStream, rsp: ConnectResponse) -> Raw {
+        assert_ne!(rsp.session_id, 0, "the server refused the session");
         Raw {
             stream,
             session_id: rsp.session_id,
