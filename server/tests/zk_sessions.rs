@@ -1,0 +1,410 @@
+//! Sessions: closeSession and expiry (ephemerals deleted, watches of other
+//! sessions fired, the connection closed), reattaching to a live session,
+//! refusing an expired or unknown one (SessionExpired), timeout
+//! negotiation, ping, and the order in which a session's pipelined
+//! requests complete.
+//!
+//! Rules cited: ZooKeeper Programmer's Guide, "ZooKeeper Sessions" and
+//! "Ephemeral Nodes"; "ZooKeeper guarantees": sequential consistency
+//! ("updates from a client will be applied in the order that they were
+//! sent"); ZooKeeperServer.processConnectRequest / reopenSession
+//! (timeout clamping, the zeroed response for an invalid session).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use proto::opcode::{xid, OpCode};
+use proto::records::{ConnectRequest, GetChildrenRequest, GetDataRequest};
+use proto::request::RequestBody;
+use proto::response::ResponseBody;
+use proto::ErrorCode;
+use zookeeper_client as zk;
+
+/// Short session timeouts for the expiry tests (the defaults clamp to at
+/// least 2 ticks = 4 s).
+fn short_sessions(c: &mut zonekeeper_server::config::Config) {
+    c.min_session_timeout = Duration::from_millis(300);
+}
+
+/// "Ephemeral Nodes": ephemerals are removed when the session ends; closing
+/// the session (the client library sends closeSession when the last
+/// handle is dropped) deletes them at once and fires the NodeDeleted and
+/// NodeChildrenChanged watches other sessions set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_session_deletes_ephemerals_and_fires_other_sessions_watches() {
+    let ts = TestServer::start().await;
+    let owner = ts.client().await;
+    let observer = ts.client().await;
+    let sid = owner.session_id().0;
+    owner.create("/p", b"", PERSISTENT).await.unwrap();
+    owner.create("/e", b"", EPHEMERAL).await.unwrap();
+    owner.create("/p/e", b"", EPHEMERAL).await.unwrap();
+    owner.create("/p/s-", b"", EPHEMERAL_SEQ).await.unwrap();
+    owner.create("/p/keep", b"", PERSISTENT).await.unwrap();
+
+    let (_, w_node) = observer.check_and_watch_stat("/e").await.unwrap();
+    let (_, w_kids) = observer.list_and_watch_children("/p").await.unwrap();
+    drop(owner);
+
+    let ev = within("NodeDeleted for /e", w_node.changed()).await;
+    assert_eq!(
+        (ev.event_type, ev.path.as_str()),
+        (zk::EventType::NodeDeleted, "/e")
+    );
+    let ev = within("NodeChildrenChanged for /p", w_kids.changed()).await;
+    assert_eq!(
+        (ev.event_type, ev.path.as_str()),
+        (zk::EventType::NodeChildrenChanged, "/p")
+    );
+    assert_eq!(observer.check_stat("/e").await.unwrap(), None);
+    assert_eq!(observer.list_children("/p").await.unwrap(), ["keep"]);
+    assert!(!ts.hub().state().sessions.contains(sid), "the session is gone");
+    ts.shutdown().await;
+}
+
+/// closeSession on the wire: answered OK, then the server closes the
+/// connection; reconnecting to the closed session gets ZooKeeper's zeroed
+/// connect response (timeout 0, session id 0) and a closed connection,
+/// which clients report as SessionExpired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_session_on_the_wire_then_the_session_is_unknown() {
+    let ts = TestServer::start().await;
+    let mut raw = ts.raw().await;
+    let (sid, passwd) = (raw.session_id, raw.passwd.clone());
+    let (err, _) = raw.call(OpCode::CloseSession, RequestBody::CloseSession).await;
+    assert_eq!(err, ErrorCode::Ok);
+    assert_closed(&mut raw.stream, "the close after closeSession").await;
+
+    let mut s = ts.tcp().await;
+    let rsp = handshake(
+        &mut s,
+        ConnectRequest {
+            session_id: sid,
+            passwd,
+            ..new_session_request()
+        },
+    )
+    .await
+    .expect("a connect response");
+    assert_eq!((rsp.session_id, rsp.timeout), (0, 0));
+    assert_closed(&mut s, "the close after the zeroed response").await;
+    ts.shutdown().await;
+}
+
+/// "ZooKeeper Sessions": a session whose client stops sending (no
+/// requests, no pings) expires after its timeout; the server then deletes
+/// its ephemerals, fires other sessions' watches, and closes its
+/// connection. Reattaching to it then fails with SessionExpired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_session_expires_and_its_ephemerals_go() {
+    let ts = TestServer::start_with(short_sessions).await;
+    let observer = ts.client().await;
+    let owner = ts
+        .client_with(|c| {
+            c.session_timeout(Duration::from_millis(1000)).detached();
+        })
+        .await;
+    assert_eq!(owner.session_timeout(), Duration::from_millis(1000));
+    owner.create("/gone", b"", EPHEMERAL).await.unwrap();
+    let info = owner.session().clone();
+    let (_, w) = observer.check_and_watch_stat("/gone").await.unwrap();
+    // Detached: dropping the last handle closes the socket but sends no
+    // closeSession, so only expiry can end the session.
+    drop(owner);
+
+    let ev = within("NodeDeleted after expiry", w.changed()).await;
+    assert_eq!(
+        (ev.event_type, ev.path.as_str()),
+        (zk::EventType::NodeDeleted, "/gone")
+    );
+    assert_eq!(observer.check_stat("/gone").await.unwrap(), None);
+
+    let err = within(
+        "reconnect to the expired session",
+        zk::Client::connector()
+            .session(info)
+            .connect(&ts.connect_string()),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err, zk::Error::SessionExpired);
+    ts.shutdown().await;
+}
+
+/// The raw view of expiry: a connected client that sends nothing for its
+/// timeout has its connection closed by the server (ZooKeeper's
+/// SessionTracker expires it and closes the session's connection).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_sessions_connection_is_closed() {
+    let ts = TestServer::start_with(short_sessions).await;
+    let mut s = ts.tcp().await;
+    let rsp = handshake(
+        &mut s,
+        ConnectRequest {
+            timeout: 500,
+            ..new_session_request()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(rsp.timeout, 500);
+    assert_closed(&mut s, "the expired session's connection to close").await;
+    let sid = rsp.session_id;
+    let hub = ts.hub().clone();
+    eventually("the session to leave the table", move || {
+        let hub = hub.clone();
+        async move { !hub.state().sessions.contains(sid) }
+    })
+    .await;
+    ts.shutdown().await;
+}
+
+/// "ZooKeeper Sessions": a client may reconnect with its session id and
+/// password and keep the session: same id, its ephemerals still there
+/// and still its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_keeps_the_session_and_its_ephemerals() {
+    let ts = TestServer::start().await;
+    let first = ts
+        .client_with(|c| {
+            c.detached();
+        })
+        .await;
+    let sid = first.session_id();
+    first.create("/mine", b"", EPHEMERAL).await.unwrap();
+    let info = first.session().clone();
+    drop(first);
+
+    let again = ts
+        .client_with(|c| {
+            c.session(info);
+        })
+        .await;
+    assert_eq!(again.session_id(), sid);
+    let (_, stat) = again.get_data("/mine").await.unwrap();
+    assert_eq!(stat.ephemeral_owner, sid.0);
+    assert_eq!(again.list_ephemerals("/").await.unwrap(), ["/mine"]);
+    again.create("/more", b"", EPHEMERAL).await.unwrap();
+
+    // Closing it now removes both.
+    let observer = ts.client().await;
+    drop(again);
+    let o = &observer;
+    eventually("the ephemerals to go", move || async move {
+        o.check_stat("/mine").await.unwrap().is_none() && o.check_stat("/more").await.unwrap().is_none()
+    })
+    .await;
+    ts.shutdown().await;
+}
+
+/// ZooKeeperServer.reopenSession: the right session id with a wrong
+/// password gets the zeroed response and a closed connection; the session
+/// itself lives on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_is_refused_and_the_session_survives() {
+    let ts = TestServer::start().await;
+    let mut raw = ts.raw().await;
+    let mut s = ts.tcp().await;
+    let mut wrong = raw.passwd.clone();
+    wrong[0] ^= 0xff;
+    let rsp = handshake(
+        &mut s,
+        ConnectRequest {
+            session_id: raw.session_id,
+            passwd: wrong,
+            ..new_session_request()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!((rsp.session_id, rsp.timeout), (0, 0));
+    assert_closed(&mut s, "the refused reconnect").await;
+    let sync = RequestBody::Sync(proto::records::SyncRequest { path: "/".into() });
+    assert_eq!(raw.code(OpCode::Sync, sync).await, ErrorCode::Ok);
+
+    // An id the server never issued: the same.
+    let mut s = ts.tcp().await;
+    let rsp = handshake(
+        &mut s,
+        ConnectRequest {
+            session_id: 0x0bad_cafe,
+            ..new_session_request()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!((rsp.session_id, rsp.timeout), (0, 0));
+    assert_closed(&mut s, "the unknown session").await;
+    ts.shutdown().await;
+}
+
+/// ZooKeeperServer.processConnectRequest: the requested timeout is clamped
+/// to [minSessionTimeout, maxSessionTimeout] (defaults 2 and 20 ticks:
+/// 4000 and 40000 ms with the default 2000 ms tick).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_timeout_is_clamped_to_the_configured_range() {
+    let ts = TestServer::start().await;
+    for (asked, granted) in [(1, 4000), (10_000, 10_000), (10_000_000, 40_000)] {
+        let mut s = ts.tcp().await;
+        let rsp = handshake(
+            &mut s,
+            ConnectRequest {
+                timeout: asked,
+                ..new_session_request()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(rsp.timeout, granted, "asked {asked}");
+        assert_ne!(rsp.session_id, 0);
+        assert_eq!(rsp.passwd.len(), 16);
+    }
+    let zk = ts
+        .client_with(|c| {
+            c.session_timeout(Duration::from_secs(100));
+        })
+        .await;
+    assert_eq!(zk.session_timeout(), Duration::from_secs(40));
+    ts.shutdown().await;
+}
+
+/// Ping (xid -2) is answered with xid -2 and keeps the session alive past
+/// its timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pings_are_answered_and_keep_the_session() {
+    let ts = TestServer::start_with(short_sessions).await;
+    let mut s = ts.tcp().await;
+    let rsp = handshake(
+        &mut s,
+        ConnectRequest {
+            timeout: 400,
+            ..new_session_request()
+        },
+    )
+    .await
+    .unwrap();
+    let mut raw = Raw::established(s, rsp);
+    // Several timeouts' worth of pings, one every 100 ms.
+    for _ in 0..15 {
+        raw.send_with_xid(xid::PING, OpCode::Ping, RequestBody::Ping)
+            .await;
+        match raw.next().await.expect("the ping reply") {
+            Packet::Reply(h, body) => {
+                assert_eq!((h.xid, h.err), (xid::PING, 0));
+                assert!(body.is_empty());
+            }
+            Packet::Event(e, _) => panic!("unexpected event {e:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ts.hub().state().sessions.contains(raw.session_id));
+    ts.shutdown().await;
+}
+
+/// "ZooKeeper guarantees", sequential consistency: a session's requests
+/// are applied and answered in the order sent, so requests pipelined
+/// without waiting complete in order and a read issued after writes sees
+/// them. The client library sends each request when the future is created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_complete_in_order() {
+    let ts = TestServer::start().await;
+    let zk = ts.client().await;
+    zk.create("/pipe", b"", PERSISTENT).await.unwrap();
+    let writes: Vec<_> = (0..50)
+        .map(|i| zk.set_data("/pipe", format!("{i}").as_bytes(), None))
+        .collect();
+    let creates: Vec<_> = (0..20)
+        .map(|_| zk.create("/pipe/s-", b"", PERSISTENT_SEQ))
+        .collect();
+    let read = zk.get_data("/pipe");
+    let kids = zk.list_children("/pipe");
+    for (i, w) in writes.into_iter().enumerate() {
+        assert_eq!(within("setData", w).await.unwrap().version, i as i32 + 1);
+    }
+    for (i, c) in creates.into_iter().enumerate() {
+        assert_eq!(within("create", c).await.unwrap().1.into_i64(), i as i64);
+    }
+    let (data, stat) = within("getData", read).await.unwrap();
+    assert_eq!((data.as_slice(), stat.version), (&b"49"[..], 50));
+    assert_eq!(within("getChildren", kids).await.unwrap().len(), 20);
+    ts.shutdown().await;
+}
+
+/// The same on the wire: many requests in one TCP write are answered in
+/// xid order, and reads sent after the writes see all of them. (That a
+/// read sent *between* two writes must not see the later one is checked in
+/// `known_bugs.rs`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_in_one_write_are_answered_in_order() {
+    let ts = TestServer::start().await;
+    let mut raw = ts.raw().await;
+    let mut batch = Vec::new();
+    let mut expect = Vec::new();
+    let mut push = |raw: &mut Raw, op: OpCode, body: RequestBody| {
+        let x = raw.take_xid();
+        batch.extend(Raw::frame(x, op, body));
+        expect.push((x, op));
+    };
+    push(
+        &mut raw,
+        OpCode::Create,
+        RequestBody::Create(create_req("/b", b"", 0)),
+    );
+    for i in 0..30 {
+        let (path, data, flags) = (format!("/b/n{i}"), format!("{i}"), 0);
+        push(
+            &mut raw,
+            OpCode::Create,
+            RequestBody::Create(create_req(&path, data.as_bytes(), flags)),
+        );
+        push(
+            &mut raw,
+            OpCode::SetData,
+            RequestBody::SetData(proto::records::SetDataRequest {
+                path: "/b".into(),
+                data: Some(data.into_bytes()),
+                version: i,
+            }),
+        );
+    }
+    let children = RequestBody::GetChildren(GetChildrenRequest {
+        path: "/b".into(),
+        watch: false,
+    });
+    push(&mut raw, OpCode::GetChildren, children);
+    let data = RequestBody::GetData(GetDataRequest {
+        path: "/b".into(),
+        watch: false,
+    });
+    push(&mut raw, OpCode::GetData, data);
+    use tokio::io::AsyncWriteExt;
+    raw.stream.write_all(&batch).await.unwrap();
+
+    let mut last_mzxid = 0;
+    for (x, op) in expect {
+        let (err, body) = raw.reply_to(op, x).await;
+        // Every conditional setData names the version the previous one
+        // produced: only in-order application makes them all succeed.
+        assert_eq!(err, ErrorCode::Ok, "xid {x} {op:?}");
+        match body.unwrap() {
+            ResponseBody::Create(_) => {}
+            ResponseBody::Stat(s) => {
+                assert!(s.mzxid > last_mzxid, "zxids grow in request order");
+                last_mzxid = s.mzxid;
+            }
+            ResponseBody::GetChildren(c) => assert_eq!(c.children.len(), 30),
+            ResponseBody::GetData(d) => {
+                assert_eq!(d.data.as_deref(), Some(&b"29"[..]));
+                assert_eq!(
+                    (d.stat.version, d.stat.num_children, d.stat.cversion),
+                    (30, 30, 30)
+                );
+                assert_eq!(d.stat.mzxid, last_mzxid);
+            }
+            other => panic!("unexpected body {other:?}"),
+        }
+    }
+    ts.shutdown().await;
+}
