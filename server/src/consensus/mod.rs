@@ -476,9 +476,11 @@ impl Consensus {
         let t = Instant::now();
         let data = self.hub.state().encode_snapshot();
         let conf_state = self.raw.store().initial_state()?.conf_state;
-        let mut meta = raft::eraftpb::SnapshotMetadata::default();
-        meta.index = self.applied_index;
-        meta.term = self.applied_term;
+        let mut meta = raft::eraftpb::SnapshotMetadata {
+            index: self.applied_index,
+            term: self.applied_term,
+            ..Default::default()
+        };
         meta.set_conf_state(conf_state);
         tokio::task::block_in_place(|| self.snapshots.save(&meta, &data))?;
         self.snapshot_index = self.applied_index;
