@@ -490,6 +490,14 @@ impl Consensus {
             warn!(error = %e, "could not compact the in-memory log");
         }
         tokio::task::block_in_place(|| self.wal.compact(self.applied_index))?;
+        // Recovery never falls back to an older snapshot once the log is
+        // compacted past it; keep only `snapshots_to_keep` of them. Failing
+        // to delete one endangers nothing, so it is not fatal.
+        match tokio::task::block_in_place(|| self.snapshots.purge()) {
+            Ok(0) => {}
+            Ok(removed) => debug!(removed, "purged old snapshots"),
+            Err(e) => warn!(error = %e, "could not purge old snapshots"),
+        }
         self.metrics.snapshot_taken();
         info!(
             index = self.applied_index,
