@@ -139,6 +139,9 @@ pub struct Consensus {
     applied_index: u64,
     applied_term: u64,
     snapshot_index: u64,
+    /// Fired once the log recovered at startup is applied; see
+    /// [`Consensus::caught_up`].
+    caught_up: Option<oneshot::Sender<()>>,
 }
 
 impl Consensus {
@@ -267,6 +270,7 @@ impl Consensus {
                 applied_index: snapshot_index,
                 applied_term: snapshot_term,
                 snapshot_index,
+                caught_up: None,
             },
             hub,
             Proposer { tx },
@@ -275,6 +279,31 @@ impl Consensus {
 
     pub fn is_leader(&self) -> bool {
         self.raw.raft.state == StateRole::Leader
+    }
+
+    /// Resolves once [`run`](Consensus::run) has applied an entry of the
+    /// node's current raft term (for a leader, its own first entry, whose
+    /// commit commits everything before it) and so every entry recovered
+    /// from the log. Until then the state is the snapshot plus part of the
+    /// log at best: clients must not be served yet, or a live session from
+    /// the log tail looks expired and reads miss acknowledged writes. Fails
+    /// if the task stops first.
+    pub fn caught_up(&mut self) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        self.caught_up = Some(tx);
+        rx
+    }
+
+    fn signal_caught_up(&mut self) {
+        if self.caught_up.is_some()
+            && self.applied_term == self.raw.raft.term
+            && self.applied_index >= self.raw.raft.raft_log.committed
+        {
+            if let Some(tx) = self.caught_up.take() {
+                debug!(applied = self.applied_index, "recovered log applied");
+                let _ = tx.send(());
+            }
+        }
     }
 
     /// Runs until `shutdown` resolves or storage fails. A storage failure
@@ -308,6 +337,7 @@ impl Consensus {
                 }
             }
             self.on_ready()?;
+            self.signal_caught_up();
         }
         info!("consensus task stopping");
         Ok(())
