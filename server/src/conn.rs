@@ -537,9 +537,10 @@ impl Connection<'_> {
                         match &self.queue[i].what {
                             PendingKind::Held(_) => {
                                 let op = self.queue[i].op;
-                                let PendingKind::Held(kind) =
-                                    std::mem::replace(&mut self.queue[i].what, PendingKind::Answered(ErrorCode::Ok))
-                                else {
+                                let PendingKind::Held(kind) = std::mem::replace(
+                                    &mut self.queue[i].what,
+                                    PendingKind::Answered(ErrorCode::Ok),
+                                ) else {
                                     unreachable!("matched above")
                                 };
                                 self.queue[i].what = self.propose(op, kind);

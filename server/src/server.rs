@@ -123,8 +123,9 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         reap_interval: config.container_check_interval,
         fsync: config.fsync,
     };
-    let (consensus, hub, proposer) =
+    let (mut consensus, hub, proposer) =
         tokio::task::block_in_place(|| Consensus::open(cc, Arc::new(RealDisk), metrics.clone()))?;
+    let caught_up = consensus.caught_up();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     let mut rx = shutdown_rx.clone();
@@ -149,6 +150,24 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
             warn!(error = %e, "admin HTTP server stopped");
         }
     });
+
+    // Serve clients only once the recovered log is applied: until then the
+    // state lacks the log tail (see `Consensus::caught_up`). The listener is
+    // bound already, so early clients wait in its backlog.
+    let recovering = std::time::Instant::now();
+    if caught_up.await.is_err() {
+        let _ = shutdown_tx.send(true);
+        let _ = admin.await;
+        return Err(match consensus.await {
+            Ok(Err(e)) => ServerError::Consensus(e),
+            Ok(Ok(())) => ServerError::Task("consensus stopped before applying the recovered log".into()),
+            Err(e) => ServerError::Task(e.to_string()),
+        });
+    }
+    info!(
+        ms = recovering.elapsed().as_millis() as u64,
+        "recovered log applied; accepting clients"
+    );
 
     let ctx = Arc::new(ConnCtx {
         hub: hub.clone(),

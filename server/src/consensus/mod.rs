@@ -143,6 +143,9 @@ pub struct Consensus {
     applied_index: u64,
     applied_term: u64,
     snapshot_index: u64,
+    /// Fired once the log recovered at startup is applied; see
+    /// [`Consensus::caught_up`].
+    caught_up: Option<oneshot::Sender<()>>,
 }
 
 impl Consensus {
@@ -271,6 +274,7 @@ impl Consensus {
                 applied_index: snapshot_index,
                 applied_term: snapshot_term,
                 snapshot_index,
+                caught_up: None,
             },
             hub,
             Proposer { tx },
@@ -279,6 +283,31 @@ impl Consensus {
 
     pub fn is_leader(&self) -> bool {
         self.raw.raft.state == StateRole::Leader
+    }
+
+    /// Resolves once [`run`](Consensus::run) has applied an entry of the
+    /// node's current raft term (for a leader, its own first entry, whose
+    /// commit commits everything before it) and so every entry recovered
+    /// from the log. Until then the state is the snapshot plus part of the
+    /// log at best: clients must not be served yet, or a live session from
+    /// the log tail looks expired and reads miss acknowledged writes. Fails
+    /// if the task stops first.
+    pub fn caught_up(&mut self) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        self.caught_up = Some(tx);
+        rx
+    }
+
+    fn signal_caught_up(&mut self) {
+        if self.caught_up.is_some()
+            && self.applied_term == self.raw.raft.term
+            && self.applied_index >= self.raw.raft.raft_log.committed
+        {
+            if let Some(tx) = self.caught_up.take() {
+                debug!(applied = self.applied_index, "recovered log applied");
+                let _ = tx.send(());
+            }
+        }
     }
 
     /// Runs until `shutdown` resolves or storage fails. A storage failure
@@ -312,6 +341,7 @@ impl Consensus {
                 }
             }
             self.on_ready()?;
+            self.signal_caught_up();
         }
         info!("consensus task stopping");
         Ok(())
@@ -425,6 +455,10 @@ impl Consensus {
         let mut light = self.raw.advance(ready);
         if let Some(commit) = light.commit_index() {
             self.raw.store().wl().mut_hard_state().set_commit(commit);
+            // Recorded without an fsync of its own: the commit index is an
+            // optimisation for restart (raft re-learns it), never a promise.
+            let hs = self.raw.store().rl().hard_state().clone();
+            self.wal.set_hard_state(&hs)?;
         }
         let committed = light.take_committed_entries();
         self.apply_entries(committed)?;
@@ -495,13 +529,18 @@ impl Consensus {
             warn!(error = %e, "could not compact the in-memory log");
         }
         tokio::task::block_in_place(|| self.wal.compact(self.applied_index))?;
-        // Only after the compaction: the WAL no longer needs older snapshots.
-        let purged = tokio::task::block_in_place(|| self.snapshots.purge())?;
+        // Recovery never falls back to an older snapshot once the log is
+        // compacted past it; keep only `snapshots_to_keep` of them. Failing
+        // to delete one endangers nothing, so it is not fatal.
+        match tokio::task::block_in_place(|| self.snapshots.purge()) {
+            Ok(0) => {}
+            Ok(removed) => debug!(removed, "purged old snapshots"),
+            Err(e) => warn!(error = %e, "could not purge old snapshots"),
+        }
         self.metrics.snapshot_taken();
         info!(
             index = self.applied_index,
             bytes = data.len(),
-            purged,
             ms = t.elapsed().as_millis() as u64,
             "snapshot taken"
         );

@@ -92,9 +92,10 @@ pub enum StorageError {
     #[error(
         "corrupt data in {} at byte offset {offset}: {detail}. The data directory \
          cannot be used as is. If this is a torn record at the tail of the newest \
-         log segment, restarting with recovery-mode = \"tolerate-tail-corruption\" \
-         truncates it; otherwise restore this member from a healthy peer (remove \
-         its data directory and let it rejoin) or from a backup",
+         log segment, restarting with --recovery-mode tolerate-tail-corruption (the \
+         default; recovery_mode in the config file) truncates it; otherwise restore \
+         this member from a healthy peer (remove its data directory and let it \
+         rejoin) or from a backup",
         file.display()
     )]
     Corruption {
