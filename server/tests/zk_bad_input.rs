@@ -289,3 +289,27 @@ async fn sasl_is_unimplemented() {
     assert_eq!(raw.code(OpCode::Create, c).await, ErrorCode::Ok);
     ts.shutdown().await;
 }
+
+/// deleteContainer (opcode 20) is what ZooKeeper's ContainerManager sends
+/// internally; a client sending it does not get a node deleted here, and
+/// its session goes on. (Whether ZooKeeper itself would honour it from a
+/// client is not asserted.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_container_from_a_client_deletes_nothing() {
+    let ts = TestServer::start().await;
+    let mut raw = ts.raw().await;
+    let c = RequestBody::Create(create_req("/box", b"", 4));
+    assert_eq!(raw.code(OpCode::CreateContainer, c).await, ErrorCode::Ok);
+    let del = RequestBody::Delete(DeleteRequest {
+        path: "/box".into(),
+        version: -1,
+    });
+    let (err, _) = raw.call(OpCode::DeleteContainer, del).await;
+    assert_ne!(err, ErrorCode::Ok);
+    let exists = RequestBody::Exists(ExistsRequest {
+        path: "/box".into(),
+        watch: false,
+    });
+    assert_eq!(raw.code(OpCode::Exists, exists).await, ErrorCode::Ok);
+    ts.shutdown().await;
+}

@@ -46,6 +46,7 @@ async fn close_session_deletes_ephemerals_and_fires_other_sessions_watches() {
 
     let (_, w_node) = observer.check_and_watch_stat("/e").await.unwrap();
     let (_, w_kids) = observer.list_and_watch_children("/p").await.unwrap();
+    let (_, before) = observer.get_children("/p").await.unwrap();
     drop(owner);
 
     let ev = within("NodeDeleted for /e", w_node.changed()).await;
@@ -60,6 +61,13 @@ async fn close_session_deletes_ephemerals_and_fires_other_sessions_watches() {
     );
     assert_eq!(observer.check_stat("/e").await.unwrap(), None);
     assert_eq!(observer.list_children("/p").await.unwrap(), ["keep"]);
+    // DataTree.killSession deletes each ephemeral like a delete: the
+    // parent's cversion counts both, its pzxid moves to the close.
+    let (_, after) = observer.get_children("/p").await.unwrap();
+    assert_eq!(after.cversion, before.cversion + 2);
+    assert_eq!(after.num_children, 1);
+    assert!(after.pzxid > before.pzxid);
+    assert_eq!(after.mzxid, before.mzxid);
     assert!(!ts.hub().state().sessions.contains(sid), "the session is gone");
     ts.shutdown().await;
 }
@@ -406,5 +414,40 @@ async fn requests_in_one_write_are_answered_in_order() {
             other => panic!("unexpected body {other:?}"),
         }
     }
+    ts.shutdown().await;
+}
+
+/// "ZooKeeper Sessions": a session outlives a server restart (it is in
+/// the replicated state, and docs/ordering.md gives every session a full
+/// timeout to come back); the client library reconnects on its own, keeps
+/// its session and ephemerals, and re-registers its watches with
+/// setWatches, so a change made while it was away still reaches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_and_watches_survive_a_server_restart() {
+    let mut ts = TestServer::start().await;
+    let zk = ts.client().await;
+    let sid = zk.session_id();
+    zk.create("/w", b"0", PERSISTENT).await.unwrap();
+    zk.create("/eph", b"", EPHEMERAL).await.unwrap();
+    let (_, _, data_w) = zk.get_and_watch_data("/w").await.unwrap();
+
+    ts.restart().await;
+    let other = ts.client().await;
+    other.set_data("/w", b"after restart", None).await.unwrap();
+
+    let ev = within("the data watch after the restart", data_w.changed()).await;
+    assert_eq!(
+        (ev.event_type, ev.path.as_str()),
+        (zk::EventType::NodeDataChanged, "/w")
+    );
+    assert_eq!(zk.state(), zk::SessionState::SyncConnected);
+    assert_eq!(zk.session_id(), sid);
+    let (data, _) = zk.get_data("/w").await.unwrap();
+    assert_eq!(data, b"after restart");
+    let (_, eph) = other.get_data("/eph").await.unwrap();
+    assert_eq!(
+        eph.ephemeral_owner, sid.0,
+        "the ephemeral survived with its owner"
+    );
     ts.shutdown().await;
 }

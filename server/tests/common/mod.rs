@@ -54,6 +54,8 @@ pub struct TestServer {
     server: Option<RunningServer>,
     pub addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// What it was started with, for [`TestServer::restart`].
+    config: Config,
     _dir: tempfile::TempDir,
 }
 
@@ -72,22 +74,41 @@ impl TestServer {
         config.admin_addr = "127.0.0.1:0".parse().unwrap();
         config.data_dir = dir.path().to_path_buf();
         tweak(&mut config);
-        let server = server::start(config).await.expect("server starts");
+        let server = server::start(config.clone()).await.expect("server starts");
         let ts = TestServer {
             addr: server.client_addr,
             admin_addr: server.admin_addr,
             server: Some(server),
+            config,
             _dir: dir,
         };
-        // A one-member ensemble campaigns at start; until it leads, new
-        // sessions cannot be created.
-        let hub = ts.server.as_ref().unwrap().hub.clone();
+        ts.wait_for_leader().await;
+        ts
+    }
+
+    /// A one-member ensemble campaigns at start; until it leads, new
+    /// sessions cannot be created.
+    async fn wait_for_leader(&self) {
+        let hub = self.hub().clone();
         eventually("the server to become leader", || {
             let hub = hub.clone();
             async move { hub.raft.is_leader.load(std::sync::atomic::Ordering::Relaxed) }
         })
         .await;
-        ts
+    }
+
+    /// Stops the server and starts it again on the same addresses and data
+    /// directory (what an operator's restart does).
+    pub async fn restart(&mut self) {
+        if let Some(s) = self.server.take() {
+            within("shutdown", s.shutdown()).await.expect("clean shutdown");
+        }
+        let mut config = self.config.clone();
+        config.client_addr = self.addr;
+        config.admin_addr = self.admin_addr;
+        let server = server::start(config).await.expect("server restarts");
+        self.server = Some(server);
+        self.wait_for_leader().await;
     }
 
     /// The server's shared state, for white-box checks of what a client
