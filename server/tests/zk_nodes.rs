@@ -504,3 +504,55 @@ async fn chroot_makes_paths_relative() {
     assert_eq!(sub.session_id(), root.session_id());
     ts.shutdown().await;
 }
+
+/// Null data (a jute buffer of length -1, what a Java client sends for
+/// `create(path, null, …)`) stays null: getData answers it as null, and
+/// dataLength is 0 (DataTree keeps the null; Stat counts 0 bytes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn null_data_stays_null() {
+    use proto::opcode::OpCode;
+    use proto::records::{GetDataRequest, SetDataRequest};
+    use proto::request::RequestBody;
+    use proto::response::ResponseBody;
+    use proto::ErrorCode;
+    let ts = TestServer::start().await;
+    let mut raw = ts.raw().await;
+    let get = || {
+        RequestBody::GetData(GetDataRequest {
+            path: "/null".into(),
+            watch: false,
+        })
+    };
+    let mut req = create_req("/null", b"", 0);
+    req.data = None;
+    assert_eq!(
+        raw.code(OpCode::Create, RequestBody::Create(req)).await,
+        ErrorCode::Ok
+    );
+    let Some(ResponseBody::GetData(d)) = raw.call(OpCode::GetData, get()).await.1 else {
+        panic!()
+    };
+    assert_eq!((d.data, d.stat.data_length), (None, 0));
+
+    let set = |data: Option<Vec<u8>>| {
+        RequestBody::SetData(SetDataRequest {
+            path: "/null".into(),
+            data,
+            version: -1,
+        })
+    };
+    assert_eq!(raw.code(OpCode::SetData, set(Some(vec![]))).await, ErrorCode::Ok);
+    let Some(ResponseBody::GetData(d)) = raw.call(OpCode::GetData, get()).await.1 else {
+        panic!()
+    };
+    assert_eq!(d.data, Some(vec![]), "empty is not null");
+    assert_eq!(raw.code(OpCode::SetData, set(None)).await, ErrorCode::Ok);
+    let Some(ResponseBody::GetData(d)) = raw.call(OpCode::GetData, get()).await.1 else {
+        panic!()
+    };
+    assert_eq!((d.data, d.stat.version), (None, 2));
+    // The client library reads null data as empty.
+    let zk = ts.client().await;
+    assert_eq!(zk.get_data("/null").await.unwrap().0, Vec::<u8>::new());
+    ts.shutdown().await;
+}

@@ -451,3 +451,99 @@ async fn session_and_watches_survive_a_server_restart() {
     );
     ts.shutdown().await;
 }
+
+/// ZooKeeperServer.processConnectRequest: reattaching a session that is
+/// still connected elsewhere closes the old connection
+/// (`closeSession(sessionId, CLIENT_RECONNECT)`); the session, its
+/// ephemerals and its requests carry on over the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reattaching_a_connected_session_closes_the_old_connection() {
+    let ts = TestServer::start().await;
+    let mut old = ts.raw().await;
+    let c = RequestBody::Create(create_req("/mine", b"", 1));
+    assert_eq!(old.code(OpCode::Create, c).await, ErrorCode::Ok);
+
+    let mut s = ts.tcp().await;
+    let rsp = handshake(
+        &mut s,
+        ConnectRequest {
+            session_id: old.session_id,
+            passwd: old.passwd.clone(),
+            ..new_session_request()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(rsp.session_id, old.session_id);
+    assert_eq!(rsp.passwd, old.passwd);
+    assert_closed(&mut old.stream, "the old connection").await;
+
+    let mut new = Raw::established(s, rsp);
+    let (err, body) = new
+        .call(
+            OpCode::GetData,
+            RequestBody::GetData(GetDataRequest {
+                path: "/mine".into(),
+                watch: false,
+            }),
+        )
+        .await;
+    assert_eq!(err, ErrorCode::Ok);
+    let Some(ResponseBody::GetData(d)) = body else {
+        panic!()
+    };
+    assert_eq!(d.stat.ephemeral_owner, new.session_id);
+    ts.shutdown().await;
+}
+
+/// ZooKeeperServer.processConnectRequest: a client that has seen a zxid
+/// newer than the server's last one is refused (the connection is closed
+/// without a response, so it tries another server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_ahead_of_the_server_is_refused() {
+    let ts = TestServer::start().await;
+    let mut s = ts.tcp().await;
+    let req = ConnectRequest {
+        last_zxid_seen: i64::MAX,
+        ..new_session_request()
+    };
+    assert!(handshake(&mut s, req).await.is_none(), "no connect response");
+    let sessions = ts.hub().state().sessions.len();
+    assert_eq!(sessions, 0, "no session was created");
+    // The same client with a zxid the server has seen is welcome.
+    let mut s = ts.tcp().await;
+    let last = ts.hub().state().last_zxid;
+    let req = ConnectRequest {
+        last_zxid_seen: last,
+        ..new_session_request()
+    };
+    assert_ne!(handshake(&mut s, req).await.unwrap().session_id, 0);
+    ts.shutdown().await;
+}
+
+/// Clients before 3.3 send no read-only flag in the connect request and
+/// must get none back (it would be trailing garbage to them); clients that
+/// send it get `false` from a read-write server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_flag_is_answered_only_when_asked() {
+    let ts = TestServer::start().await;
+    for (asked, answered) in [
+        (None, None),
+        (Some(false), Some(false)),
+        (Some(true), Some(false)),
+    ] {
+        let mut s = ts.tcp().await;
+        let rsp = handshake(
+            &mut s,
+            ConnectRequest {
+                read_only: asked,
+                ..new_session_request()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(rsp.read_only, answered, "asked {asked:?}");
+        assert_ne!(rsp.session_id, 0);
+    }
+    ts.shutdown().await;
+}

@@ -673,3 +673,37 @@ async fn client_sees_the_event_before_the_new_data() {
     assert_eq!(ev.event_type, zk::EventType::NodeDataChanged);
     ts.shutdown().await;
 }
+
+/// docs/ordering.md rule 4: events reach a connection in zxid order, also
+/// when the writes come from several sessions at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_arrive_in_zxid_order() {
+    let ts = TestServer::start().await;
+    let zk = ts.client().await;
+    zk.create("/z", b"", PERSISTENT).await.unwrap();
+    let mut w = zk
+        .watch("/z", zk::AddWatchMode::PersistentRecursive)
+        .await
+        .unwrap();
+    let writers = [ts.client().await, ts.client().await, ts.client().await];
+    let paths: Vec<Vec<String>> = (0..3)
+        .map(|i| (0..10).map(|j| format!("/z/n{i}-{j}")).collect())
+        .collect();
+    let mut pending = Vec::new();
+    for (c, ps) in writers.iter().zip(&paths) {
+        for p in ps {
+            pending.push(c.create(p, b"", PERSISTENT));
+        }
+    }
+    for p in pending {
+        within("create", p).await.unwrap();
+    }
+    let mut last = 0;
+    for n in 0..30 {
+        let ev = within("event", w.changed()).await;
+        assert_eq!(ev.event_type, zk::EventType::NodeCreated);
+        assert!(ev.zxid > last, "event {n}: zxid {} after {last}", ev.zxid);
+        last = ev.zxid;
+    }
+    ts.shutdown().await;
+}
