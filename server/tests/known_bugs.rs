@@ -446,3 +446,108 @@ async fn ttl_support_is_decided_by_the_create_mode() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     ts.shutdown().await;
 }
+
+/// ZooKeeperServer.processPacket handles an auth packet as soon as it is
+/// read, before the packets behind it are submitted, so a write sent
+/// right after `addauth` (the Java client's `addAuthInfo` does not wait
+/// for an answer; `addAuthInfo` + `create(..., CREATOR_ALL_ACL)` is the
+/// usual pattern) already carries the new identity. zonekeeper answers
+/// auth in session order but proposes a write, with the connection's
+/// identities as they are at that moment, as soon as it is decoded: when
+/// both arrive together the write runs without the identity (here:
+/// INVALIDACL for the `auth` ACL, NOAUTH under a digest-protected node).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_right_behind_addauth_carries_the_identity() {
+    use proto::opcode::xid;
+    use proto::records::{Acl, AuthPacket, Id};
+    use tokio::io::AsyncWriteExt;
+    let ts = TestServer::start().await;
+
+    // Set-up: /locked, writable only by digest alice:pw.
+    let owner = ts.client().await;
+    owner.auth("digest".into(), b"alice:pw".to_vec()).await.unwrap();
+    owner
+        .create(
+            "/locked",
+            b"",
+            &zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::creator_all()),
+        )
+        .await
+        .unwrap();
+
+    let mut raw = ts.raw().await;
+    let auth = RequestBody::Auth(AuthPacket {
+        type_: 0,
+        scheme: "digest".into(),
+        auth: b"alice:pw".to_vec(),
+    });
+    let mut creator_all = create_req("/mine", b"", 0);
+    creator_all.acl = vec![Acl {
+        perms: proto::records::perms::ALL,
+        id: Id {
+            scheme: "auth".into(),
+            id: String::new(),
+        },
+    }];
+    let (c1, c2) = (raw.take_xid(), raw.take_xid());
+    let mut batch = Raw::frame(xid::AUTH, OpCode::Auth, auth);
+    batch.extend(Raw::frame(c1, OpCode::Create, RequestBody::Create(creator_all)));
+    batch.extend(Raw::frame(
+        c2,
+        OpCode::Create,
+        RequestBody::Create(create_req("/locked/child", b"", 0)),
+    ));
+    raw.stream.write_all(&batch).await.unwrap();
+    let auth_reply = raw.reply_to(OpCode::Auth, xid::AUTH).await.0;
+    let first = raw.reply_to(OpCode::Create, c1).await.0;
+    let second = raw.reply_to(OpCode::Create, c2).await.0;
+    assert_eq!(
+        (auth_reply, first, second),
+        (ErrorCode::Ok, ErrorCode::Ok, ErrorCode::Ok),
+        "auth, create with the auth ACL, create under alice's node"
+    );
+    ts.shutdown().await;
+}
+
+/// The same ordering gap with a failed auth: ZooKeeper answers
+/// AUTHFAILED and closes the connection before it reads further packets,
+/// so a write pipelined behind the bad auth never happens. zonekeeper has
+/// already proposed it when the auth fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_behind_a_failed_auth_is_not_applied() {
+    use proto::opcode::xid;
+    use proto::records::{AuthPacket, ExistsRequest};
+    use tokio::io::AsyncWriteExt;
+    let ts = TestServer::start().await;
+    let mut raw = ts.raw().await;
+    let auth = RequestBody::Auth(AuthPacket {
+        type_: 0,
+        scheme: "nope".into(),
+        auth: b"x".to_vec(),
+    });
+    let c = raw.take_xid();
+    let mut batch = Raw::frame(xid::AUTH, OpCode::Auth, auth);
+    batch.extend(Raw::frame(
+        c,
+        OpCode::Create,
+        RequestBody::Create(create_req("/sneaky", b"", 0)),
+    ));
+    raw.stream.write_all(&batch).await.unwrap();
+    assert_eq!(
+        raw.reply_to(OpCode::Auth, xid::AUTH).await.0,
+        ErrorCode::AuthFailed
+    );
+    assert_closed(&mut raw.stream, "the close after AUTHFAILED").await;
+
+    let mut other = ts.raw().await;
+    let exists = RequestBody::Exists(ExistsRequest {
+        path: "/sneaky".into(),
+        watch: false,
+    });
+    assert_eq!(
+        other.code(OpCode::Exists, exists).await,
+        ErrorCode::NoNode,
+        "the create behind the failed auth was applied"
+    );
+    ts.shutdown().await;
+}
