@@ -11,111 +11,6 @@ use proto::records::{DeleteRequest, GetChildrenRequest};
 use proto::request::RequestBody;
 use proto::response::ResponseBody;
 use proto::ErrorCode;
-use tokio::io::AsyncWriteExt;
-
-/// ZooKeeper's FIFO client order (Hunt et al., "ZooKeeper: Wait-free
-/// coordination for Internet-scale systems", §2.3: "all requests from a
-/// given client are executed in the order that they were sent by the
-/// client"; docs/ordering.md rule 1). A read sent between two writes of
-/// the same session must see the first write and not the second: in
-/// standalone ZooKeeper every request passes the single
-/// Prep→Sync→Final chain in order, and in a quorum the CommitProcessor
-/// waits for the session's earlier reads (`waitForEmptyPool`) before it
-/// applies the next write.
-///
-/// zonekeeper proposes every write as soon as it is decoded and runs a
-/// read only when it reaches the front of the session's queue, so by then
-/// writes sent after the read may already be applied and the read sees
-/// them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn read_between_pipelined_writes_sees_only_the_earlier_writes() {
-    let ts = TestServer::start().await;
-    let mut raw = ts.raw().await;
-    let mut batch = Vec::new();
-    let mut expect = Vec::new();
-    let mut push = |raw: &mut Raw, op: OpCode, body: RequestBody| {
-        let x = raw.take_xid();
-        batch.extend(Raw::frame(x, op, body));
-        expect.push((x, op));
-    };
-    let list = || {
-        RequestBody::GetChildren(GetChildrenRequest {
-            path: "/kb".into(),
-            watch: false,
-        })
-    };
-    push(
-        &mut raw,
-        OpCode::Create,
-        RequestBody::Create(create_req("/kb", b"", 0)),
-    );
-    for i in 0..20 {
-        let child = RequestBody::Create(create_req(&format!("/kb/n{i}"), b"", 0));
-        push(&mut raw, OpCode::Create, child);
-        push(&mut raw, OpCode::GetChildren, list());
-    }
-    raw.stream.write_all(&batch).await.unwrap();
-
-    let mut seen = Vec::new();
-    for (x, op) in expect {
-        let (err, body) = raw.reply_to(op, x).await;
-        assert_eq!(err, ErrorCode::Ok);
-        if let Some(ResponseBody::GetChildren(c)) = body {
-            seen.push(c.children.len());
-        }
-    }
-    let want: Vec<usize> = (1..=20).collect();
-    assert_eq!(
-        seen, want,
-        "the k-th getChildren, sent after k creates and before the rest, must list exactly k children"
-    );
-    ts.shutdown().await;
-}
-
-/// The same bug in a recipe-shaped sequence: create a node, read the
-/// parent, delete the node, all pipelined. The read was sent while the
-/// node existed and must list it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn read_before_a_pipelined_delete_still_sees_the_node() {
-    let ts = TestServer::start().await;
-    let mut raw = ts.raw().await;
-    assert_eq!(
-        raw.code(OpCode::Create, RequestBody::Create(create_req("/kd", b"", 0)))
-            .await,
-        ErrorCode::Ok
-    );
-    let mut misses = 0;
-    for round in 0..10 {
-        let path = format!("/kd/r{round}");
-        let (c, g, d) = (raw.take_xid(), raw.take_xid(), raw.take_xid());
-        let mut batch = Raw::frame(c, OpCode::Create, RequestBody::Create(create_req(&path, b"", 0)));
-        batch.extend(Raw::frame(
-            g,
-            OpCode::GetChildren,
-            RequestBody::GetChildren(GetChildrenRequest {
-                path: "/kd".into(),
-                watch: false,
-            }),
-        ));
-        batch.extend(Raw::frame(
-            d,
-            OpCode::Delete,
-            RequestBody::Delete(DeleteRequest { path, version: -1 }),
-        ));
-        raw.stream.write_all(&batch).await.unwrap();
-        assert_eq!(raw.reply_to(OpCode::Create, c).await.0, ErrorCode::Ok);
-        let (_, body) = raw.reply_to(OpCode::GetChildren, g).await;
-        let Some(ResponseBody::GetChildren(kids)) = body else {
-            panic!("getChildren failed")
-        };
-        if kids.children != [format!("r{round}")] {
-            misses += 1;
-        }
-        assert_eq!(raw.reply_to(OpCode::Delete, d).await.0, ErrorCode::Ok);
-    }
-    assert_eq!(misses, 0, "rounds whose read saw the later delete");
-    ts.shutdown().await;
-}
 
 /// FinalRequestProcessor getACL (ZooKeeper 3.8.0 and later): a caller
 /// with READ but not ADMIN gets the ACL with every digest id masked as
@@ -447,72 +342,12 @@ async fn ttl_support_is_decided_by_the_create_mode() {
     ts.shutdown().await;
 }
 
-/// ZooKeeperServer.processPacket handles an auth packet as soon as it is
-/// read, before the packets behind it are submitted, so a write sent
-/// right after `addauth` (the Java client's `addAuthInfo` does not wait
-/// for an answer; `addAuthInfo` + `create(..., CREATOR_ALL_ACL)` is the
-/// usual pattern) already carries the new identity. zonekeeper answers
-/// auth in session order but proposes a write, with the connection's
-/// identities as they are at that moment, as soon as it is decoded: when
-/// both arrive together the write runs without the identity (here:
-/// INVALIDACL for the `auth` ACL, NOAUTH under a digest-protected node).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_write_right_behind_addauth_carries_the_identity() {
-    use proto::opcode::xid;
-    use proto::records::{Acl, AuthPacket, Id};
-    use tokio::io::AsyncWriteExt;
-    let ts = TestServer::start().await;
-
-    // Set-up: /locked, writable only by digest alice:pw.
-    let owner = ts.client().await;
-    owner.auth("digest".into(), b"alice:pw".to_vec()).await.unwrap();
-    owner
-        .create(
-            "/locked",
-            b"",
-            &zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::creator_all()),
-        )
-        .await
-        .unwrap();
-
-    let mut raw = ts.raw().await;
-    let auth = RequestBody::Auth(AuthPacket {
-        type_: 0,
-        scheme: "digest".into(),
-        auth: b"alice:pw".to_vec(),
-    });
-    let mut creator_all = create_req("/mine", b"", 0);
-    creator_all.acl = vec![Acl {
-        perms: proto::records::perms::ALL,
-        id: Id {
-            scheme: "auth".into(),
-            id: String::new(),
-        },
-    }];
-    let (c1, c2) = (raw.take_xid(), raw.take_xid());
-    let mut batch = Raw::frame(xid::AUTH, OpCode::Auth, auth);
-    batch.extend(Raw::frame(c1, OpCode::Create, RequestBody::Create(creator_all)));
-    batch.extend(Raw::frame(
-        c2,
-        OpCode::Create,
-        RequestBody::Create(create_req("/locked/child", b"", 0)),
-    ));
-    raw.stream.write_all(&batch).await.unwrap();
-    let auth_reply = raw.reply_to(OpCode::Auth, xid::AUTH).await.0;
-    let first = raw.reply_to(OpCode::Create, c1).await.0;
-    let second = raw.reply_to(OpCode::Create, c2).await.0;
-    assert_eq!(
-        (auth_reply, first, second),
-        (ErrorCode::Ok, ErrorCode::Ok, ErrorCode::Ok),
-        "auth, create with the auth ACL, create under alice's node"
-    );
-    ts.shutdown().await;
-}
-
-/// The same ordering gap with a failed auth: ZooKeeper answers
-/// AUTHFAILED and closes the connection before it reads further packets,
-/// so a write pipelined behind the bad auth never happens. zonekeeper has
-/// already proposed it when the auth fails.
+/// ZooKeeperServer.processPacket answers a failed auth with AUTHFAILED
+/// and closes the connection before it reads further packets, so a write
+/// pipelined behind the bad auth never happens. zonekeeper holds that
+/// write until the auth has run (conn.rs `PendingKind::Held`), but after
+/// the auth fails and sets `closing`, `run_front` still proposes the held
+/// writes, so the create is applied.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_behind_a_failed_auth_is_not_applied() {
     use proto::opcode::xid;

@@ -501,3 +501,62 @@ async fn unknown_auth_scheme_fails_and_closes_the_connection() {
     other.create("/still", b"", PERSISTENT).await.unwrap();
     ts.shutdown().await;
 }
+
+/// ZooKeeperServer.processPacket handles an auth packet as soon as it is
+/// read, before the packets behind it are submitted, so a write sent right
+/// after `addauth` carries the new identity. (The Java client's
+/// `addAuthInfo` does not wait for an answer; `addAuthInfo` followed by
+/// `create(..., CREATOR_ALL_ACL)` is the usual pattern.) Sent in one TCP
+/// write here, so the server sees them together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_right_behind_addauth_carries_the_identity() {
+    use proto::opcode::xid;
+    use proto::records::{Acl, AuthPacket, Id};
+    use tokio::io::AsyncWriteExt;
+    let ts = TestServer::start().await;
+
+    // Set-up: /locked, writable only by digest alice:pw.
+    let owner = ts.client().await;
+    owner.auth("digest".into(), b"alice:pw".to_vec()).await.unwrap();
+    owner
+        .create(
+            "/locked",
+            b"",
+            &zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::creator_all()),
+        )
+        .await
+        .unwrap();
+
+    let mut raw = ts.raw().await;
+    let auth = RequestBody::Auth(AuthPacket {
+        type_: 0,
+        scheme: "digest".into(),
+        auth: b"alice:pw".to_vec(),
+    });
+    let mut creator_all = create_req("/mine", b"", 0);
+    creator_all.acl = vec![Acl {
+        perms: proto::records::perms::ALL,
+        id: Id {
+            scheme: "auth".into(),
+            id: String::new(),
+        },
+    }];
+    let (c1, c2) = (raw.take_xid(), raw.take_xid());
+    let mut batch = Raw::frame(xid::AUTH, OpCode::Auth, auth);
+    batch.extend(Raw::frame(c1, OpCode::Create, RequestBody::Create(creator_all)));
+    batch.extend(Raw::frame(
+        c2,
+        OpCode::Create,
+        RequestBody::Create(create_req("/locked/child", b"", 0)),
+    ));
+    raw.stream.write_all(&batch).await.unwrap();
+    let auth_reply = raw.reply_to(OpCode::Auth, xid::AUTH).await.0;
+    let first = raw.reply_to(OpCode::Create, c1).await.0;
+    let second = raw.reply_to(OpCode::Create, c2).await.0;
+    assert_eq!(
+        (auth_reply, first, second),
+        (ErrorCode::Ok, ErrorCode::Ok, ErrorCode::Ok),
+        "auth, create with the auth ACL, create under alice's node"
+    );
+    ts.shutdown().await;
+}

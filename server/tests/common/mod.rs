@@ -69,10 +69,12 @@ impl TestServer {
     /// defaults (addresses on port 0, a temporary data directory) are set.
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
         let dir = tempfile::tempdir().expect("temporary data directory");
-        let mut config = Config::default();
-        config.client_addr = "127.0.0.1:0".parse().unwrap();
-        config.admin_addr = "127.0.0.1:0".parse().unwrap();
-        config.data_dir = dir.path().to_path_buf();
+        let mut config = Config {
+            client_addr: "127.0.0.1:0".parse().unwrap(),
+            admin_addr: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
         tweak(&mut config);
         let server = server::start(config.clone()).await.expect("server starts");
         let ts = TestServer {
