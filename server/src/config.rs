@@ -648,13 +648,15 @@ impl Config {
         }
 
         let max_packet_bytes = s.max_packet_bytes.unwrap_or(proto::frame::DEFAULT_MAX_PACKET);
-        if max_packet_bytes == 0 || max_packet_bytes > i32::MAX as usize {
+        // Every write becomes one log entry, and the WAL refuses records
+        // over 256 MiB: a client must not be able to send one.
+        const MAX_PACKET_LIMIT: usize = 64 << 20;
+        if max_packet_bytes == 0 || max_packet_bytes > MAX_PACKET_LIMIT {
             return Err(invalid(
                 "max_packet_bytes",
                 format!(
-                    "({max_packet_bytes}) must be between 1 and {} (a jute length is a 32-bit int); \
-                     the default is {} like jute.maxbuffer",
-                    i32::MAX,
+                    "({max_packet_bytes}) must be between 1 and {MAX_PACKET_LIMIT} (64 MiB; a write must fit \
+                     one log record); the default is {} like jute.maxbuffer",
                     proto::frame::DEFAULT_MAX_PACKET
                 ),
             ));

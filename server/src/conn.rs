@@ -24,8 +24,8 @@ use bytes::{Buf, BytesMut};
 use proto::frame;
 use proto::jute::Record;
 use proto::opcode::{xid, OpCode};
-use proto::records::{ConnectRequest, ConnectResponse, RequestHeader};
-use proto::request::{Request, RequestBody};
+use proto::records::{ConnectRequest, ConnectResponse, CreateMode, RequestHeader};
+use proto::request::{MultiOp, Request, RequestBody};
 use proto::response::{encode_reply, ResponseBody};
 use proto::ErrorCode;
 use rand::RngCore;
@@ -36,7 +36,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use crate::acl::AuthInfo;
-use crate::consensus::{monotonic_ms, Proposer};
+use crate::consensus::{monotonic_ms, Proposer, ReplySink};
 use crate::fourletter::{self, ConfSummary, Whitelist};
 use crate::hub::{ConnHandle, ConnInfo, Hub, Outbound};
 use crate::metrics::{Metrics, RejectReason};
@@ -170,7 +170,15 @@ async fn run(
         let _ = wr.shutdown().await;
         return Ok(());
     }
-    let Some(payload) = read_frame(&mut rd, &mut rbuf, ctx.cfg.max_packet).await? else {
+    let Ok(frame) = tokio::time::timeout(
+        handshake_deadline,
+        read_frame(&mut rd, &mut rbuf, ctx.cfg.max_packet),
+    )
+    .await
+    else {
+        return Ok(());
+    };
+    let Some(payload) = frame? else {
         return Ok(());
     };
     let connect = ConnectRequest::decode(&payload)?;
@@ -199,6 +207,13 @@ async fn run(
         closing: false,
     };
     let result = conn.request_loop(&mut rd, &mut rbuf, &mut shutdown).await;
+    // Writes still in flight or held are no longer outstanding for us.
+    let left = conn
+        .queue
+        .iter()
+        .filter(|p| matches!(p.what, PendingKind::Proposed(_) | PendingKind::Held(_)))
+        .count();
+    ctx.hub.outstanding.fetch_sub(left as u64, Relaxed);
     drop(conn);
     let _ = out_tx.send(Outbound::Close);
     let _ = writer.await;
@@ -238,27 +253,30 @@ async fn establish(
             .map_err(|_| ConnError::NotServing)?;
         (applied.session_id, password)
     } else {
-        let mut state = ctx.hub.state();
-        let now = monotonic_ms(ctx.hub.started);
-        let valid = state
-            .sessions
-            .get(req.session_id)
-            .is_some_and(|s| s.password == req.passwd);
-        if !valid {
-            drop(state);
-            info!(
-                session = format!("{:#x}", req.session_id),
-                "reconnect to an expired or unknown session"
-            );
-            send_connect_response(out, 0, 0, vec![0; 16], req.read_only);
-            return Ok(None);
-        }
-        state.sessions.touch(req.session_id, now);
         (req.session_id, req.passwd.clone())
     };
+    // Check the session, push its deadline, bind this connection and queue
+    // the connect response under one hold of the state lock: an expiry
+    // cannot slip in between (a "resumed" session that no longer exists),
+    // and no event can be queued ahead of the response.
+    let mut state = ctx.hub.state();
+    let now = monotonic_ms(ctx.hub.started);
+    let alive = state.sessions.password_matches(session_id, &password)
+        && !state.sessions.is_closing(session_id)
+        && state.sessions.touch(session_id, now);
+    if !alive {
+        drop(state);
+        info!(
+            session = format!("{session_id:#x}"),
+            "reconnect to an expired or unknown session"
+        );
+        send_connect_response(out, 0, 0, vec![0; 16], req.read_only);
+        return Ok(None);
+    }
     info.session_id.store(session_id as u64, Relaxed);
     info.timeout_ms.store(timeout as u64, Relaxed);
     ctx.hub.bind_session(
+        &mut state,
         session_id,
         ConnHandle {
             info: info.clone(),
@@ -266,6 +284,7 @@ async fn establish(
         },
     );
     send_connect_response(out, timeout, session_id, password, req.read_only);
+    drop(state);
     debug!(
         session = format!("{session_id:#x}"),
         timeout, "session established"
@@ -376,6 +395,10 @@ impl Connection<'_> {
         let out = self.out.clone();
         loop {
             // Frames already buffered (several may arrive in one read).
+            if self.info.replaced.load(Relaxed) {
+                // Another connection owns the session now, or it ended.
+                return Ok(());
+            }
             while !self.closing && self.queue.len() < MAX_OUTSTANDING {
                 let Some(len) = frame::check(rbuf, max)? else {
                     break;
@@ -409,7 +432,8 @@ impl Connection<'_> {
                     let p = self.queue.pop_front().expect("front exists");
                     self.ctx.hub.outstanding.fetch_sub(1, Relaxed);
                     match applied {
-                        Ok(a) => self.reply(p.xid, p.op, p.started, a.zxid, a.err, &a.body),
+                        // The apply loop has queued the reply already.
+                        Ok(a) => self.record(p.xid, p.op, p.started, a.zxid, a.err),
                         Err(_) => return Err(ConnError::NotServing),
                     }
                     if p.op == OpCode::CloseSession {
@@ -426,10 +450,16 @@ impl Connection<'_> {
         self.info.received.fetch_add(1, Relaxed);
         self.info.last_cxid.store(req.xid as u64, Relaxed);
         self.ctx.hub.packets_received.fetch_add(1, Relaxed);
-        {
+        let live = {
             let mut state = self.ctx.hub.state();
             let now = monotonic_ms(self.ctx.hub.started);
-            state.sessions.touch(self.session, now);
+            state.sessions.touch(self.session, now)
+        };
+        if !live {
+            // Expired (or expiring): ZooKeeper closes the connection and the
+            // client learns on reconnect that the session is gone.
+            self.closing = true;
+            return;
         }
         let started = Instant::now();
         let what = match ops::kind(req.op) {
@@ -437,14 +467,17 @@ impl Connection<'_> {
                 Err(code) => PendingKind::Answered(code),
                 Ok(kind) => {
                     self.ctx.hub.outstanding.fetch_add(1, Relaxed);
-                    let read_waiting = self
+                    // Propose at once only behind other proposed writes: then
+                    // the apply loop can answer it in order (see
+                    // `ReplySink`); anything else ahead must run first.
+                    let only_writes_ahead = self
                         .queue
                         .iter()
-                        .any(|p| matches!(p.what, PendingKind::Deferred(_) | PendingKind::Held(_)));
-                    if read_waiting {
-                        PendingKind::Held(kind)
+                        .all(|p| matches!(p.what, PendingKind::Proposed(_)));
+                    if only_writes_ahead {
+                        self.propose(req.xid, kind)
                     } else {
-                        self.propose(req.op, kind)
+                        PendingKind::Held(kind)
                     }
                 }
             },
@@ -502,9 +535,17 @@ impl Connection<'_> {
                 return Err(ErrorCode::MarshallingError);
             }
         }
+        // ZooKeeper decides by the create mode (the flags), not the opcode
+        // (PrepRequestProcessor.validateCreateRequest).
+        let ttl_flags = |flags: i32| CreateMode::from_flag(flags).is_some_and(|m| m.ttl);
         let uses_ttl = match &req.body {
-            RequestBody::CreateTtl(_) => true,
-            RequestBody::Multi(ops) => ops.iter().any(|o| o.op() == OpCode::CreateTtl),
+            RequestBody::CreateTtl(r) => ttl_flags(r.flags),
+            RequestBody::Create(r) => ttl_flags(r.flags),
+            RequestBody::Multi(ops) => ops.iter().any(|o| match o {
+                MultiOp::CreateTtl(r) => ttl_flags(r.flags),
+                MultiOp::Create { req, .. } => ttl_flags(req.flags),
+                _ => false,
+            }),
             _ => false,
         };
         if uses_ttl && !self.ctx.cfg.extended_types_enabled {
@@ -514,39 +555,56 @@ impl Connection<'_> {
         Ok(TxnKind::Write(req.clone()))
     }
 
-    fn propose(&mut self, op: OpCode, kind: TxnKind) -> PendingKind {
-        if op == OpCode::CloseSession {
-            // Our own close: the reply must go out before the connection
-            // closes, so stop taking events now.
-            self.ctx.hub.unbind(&self.info);
-        }
-        PendingKind::Proposed(self.ctx.proposer.propose(self.session, self.auth.clone(), kind))
+    fn propose(&mut self, xid: i32, kind: TxnKind) -> PendingKind {
+        let sink = ReplySink {
+            tx: self.out.clone(),
+            xid,
+        };
+        PendingKind::Proposed(
+            self.ctx
+                .proposer
+                .propose(self.session, self.auth.clone(), kind, Some(sink)),
+        )
     }
 
     /// Answers every request at the front that no longer waits on the log,
     /// and proposes held writes whose preceding reads have all run.
     fn run_front(&mut self) {
         while let Some(p) = self.queue.front() {
+            if self.closing && matches!(p.what, PendingKind::Held(_) | PendingKind::Deferred(_)) {
+                // After a failed auth ZooKeeper closes the connection and
+                // runs nothing the client sent after it: drop what has not
+                // run (writes behind the auth were held, never proposed).
+                let held = self
+                    .queue
+                    .iter()
+                    .filter(|p| matches!(p.what, PendingKind::Held(_)))
+                    .count();
+                self.queue.retain(|p| matches!(p.what, PendingKind::Proposed(_)));
+                self.ctx.hub.outstanding.fetch_sub(held as u64, Relaxed);
+                return;
+            }
             match p.what {
                 PendingKind::Proposed(_) => return,
                 PendingKind::Held(_) => {
                     // Every earlier request is answered: propose this write
                     // and the held writes right behind it, up to the next
-                    // read.
+                    // request this task answers itself.
                     for i in 0..self.queue.len() {
                         match &self.queue[i].what {
                             PendingKind::Held(_) => {
-                                let op = self.queue[i].op;
+                                let xid = self.queue[i].xid;
                                 let PendingKind::Held(kind) = std::mem::replace(
                                     &mut self.queue[i].what,
                                     PendingKind::Answered(ErrorCode::Ok),
                                 ) else {
                                     unreachable!("matched above")
                                 };
-                                self.queue[i].what = self.propose(op, kind);
+                                self.queue[i].what = self.propose(xid, kind);
                             }
-                            PendingKind::Deferred(_) => break,
-                            _ => {}
+                            PendingKind::Proposed(_) => {}
+                            // Answered by this task, so it must go first.
+                            PendingKind::Deferred(_) | PendingKind::Answered(_) => break,
                         }
                     }
                     return;
@@ -616,6 +674,12 @@ impl Connection<'_> {
         let mut f = Vec::new();
         frame::write_frame(&mut f, &encode_reply(xid_, zxid, err, body));
         let _ = self.out.send(Outbound::Frame(f));
+        self.record(xid_, op, started, zxid, err);
+    }
+
+    /// Bookkeeping for an answered request (figures for `cons`, `srvr`
+    /// and Prometheus).
+    fn record(&self, xid_: i32, op: OpCode, started: Instant, zxid: i64, err: ErrorCode) {
         self.info.last_zxid.store(zxid as u64, Relaxed);
         if xid_ != xid::PING {
             self.ctx.hub.latency.record(started.elapsed().as_millis() as u64);

@@ -40,6 +40,9 @@ pub struct ConnInfo {
     pub last_cxid: AtomicU64,
     pub last_zxid: AtomicU64,
     pub outstanding: AtomicU64,
+    /// Set when another connection took over the session or the session
+    /// ended: this connection must stop running requests at once.
+    pub replaced: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Clone)]
@@ -149,11 +152,10 @@ impl Hub {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues the events and session closes an applied entry produced;
-    /// returns how many events were queued. Call with the state lock held
-    /// (see the module doc).
-    pub fn deliver(&self, applied: &Applied) -> u64 {
-        if applied.notifications.is_empty() && applied.ended_session.is_none() {
+    /// Queues the watch events an applied entry produced; returns how many
+    /// were queued. Call with the state lock held (see the module doc).
+    pub fn deliver_events(&self, applied: &Applied) -> u64 {
+        if applied.notifications.is_empty() {
             return 0;
         }
         let mut sent = 0;
@@ -171,12 +173,19 @@ impl Hub {
                 }
             }
         }
+        sent
+    }
+
+    /// Closes the connection of a session the entry ended (after its reply
+    /// was queued, so a closeSession is answered before the close).
+    pub fn deliver_close(&self, applied: &Applied) {
         if let Some(s) = applied.ended_session {
+            let conns = self.by_session.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(c) = conns.get(&s) {
+                c.info.replaced.store(true, Ordering::Relaxed);
                 let _ = c.tx.send(Outbound::Close);
             }
         }
-        sent
     }
 
     /// Admits a new connection unless its address has `limit` already
@@ -199,6 +208,7 @@ impl Hub {
             last_cxid: AtomicU64::new(0),
             last_zxid: AtomicU64::new(0),
             outstanding: AtomicU64::new(0),
+            replaced: std::sync::atomic::AtomicBool::new(false),
         });
         self.all
             .lock()
@@ -245,10 +255,12 @@ impl Hub {
 
     /// Makes `handle` the connection of `session`, closing any previous
     /// one and dropping its watches (ZooKeeper: one connection per session).
-    pub fn bind_session(&self, session: i64, handle: ConnHandle) {
-        let mut state = self.state();
+    /// Takes the state lock the caller holds, so checking the session,
+    /// binding and answering the connect are one step.
+    pub fn bind_session(&self, state: &mut State, session: i64, handle: ConnHandle) {
         let mut conns = self.by_session.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(old) = conns.insert(session, handle) {
+            old.info.replaced.store(true, Ordering::Relaxed);
             let _ = old.tx.send(Outbound::Close);
             state.watches.remove_session(session);
         }

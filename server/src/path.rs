@@ -76,6 +76,27 @@ fn invalid_char(c: char) -> bool {
 
 /// The parent of a validated path: `"/a/b"` → `"/a"`, `"/a"` → `"/"`,
 /// `"/"` → `""`.
+/// ZooKeeper's `getParentPathAndValidate` / `validatePathForCreate`: the
+/// text before the last '/', as the tree is looked up (`""` is the root, as
+/// ZooKeeper registers the root under both `""` and `"/"`). `None` — a
+/// BadArguments — if there is no '/' or there is a NUL.
+pub fn parent_for_lookup(path: &str) -> Option<&str> {
+    if path.contains('\0') {
+        return None;
+    }
+    let i = path.rfind('/')?;
+    Some(if i == 0 { "/" } else { &path[..i] })
+}
+
+/// `DataTree.isSpecialPath`: the root and ZooKeeper's own nodes, which
+/// cannot be deleted.
+pub fn is_special(path: &str) -> bool {
+    matches!(
+        path,
+        "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config"
+    )
+}
+
 pub fn parent(path: &str) -> &str {
     match path.rfind('/') {
         Some(0) if path.len() > 1 => "/",

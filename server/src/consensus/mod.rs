@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::acl::AuthInfo;
-use crate::hub::Hub;
+use crate::hub::{Hub, Outbound};
 use crate::metrics::Metrics;
 use crate::state::{Applied, State};
 use crate::storage::{Disk, RecoveryMode, SnapshotStore, StorageError, Wal, WalOptions};
@@ -61,14 +61,31 @@ pub struct ConsensusConfig {
     pub fsync: bool,
 }
 
+/// Where the apply loop writes a client's reply: the connection's outbound
+/// channel and the request's xid. Replying from the apply loop, under the
+/// state lock, puts the reply right after the watch events of the same
+/// entry and before those of any later entry (docs/ordering.md).
+pub struct ReplySink {
+    pub tx: mpsc::UnboundedSender<Outbound>,
+    pub xid: i32,
+}
+
+/// A proposal of this server waiting for its entry to apply.
+struct Waiting {
+    done: oneshot::Sender<Applied>,
+    sink: Option<ReplySink>,
+}
+
 /// A request to the consensus task.
 pub enum Command {
-    /// Replicate and apply `kind` on behalf of `session_id`.
+    /// Replicate and apply `kind` on behalf of `session_id`; if `sink` is
+    /// given, the reply frame is written there when the entry applies.
     Propose {
         session_id: i64,
         auth: AuthInfo,
         kind: TxnKind,
         reply: oneshot::Sender<Applied>,
+        sink: Option<ReplySink>,
     },
     /// Create a session; the task picks its id.
     CreateSession {
@@ -87,13 +104,20 @@ pub struct Proposer {
 impl Proposer {
     /// Proposes a write; the receiver yields the applied outcome, or an
     /// error if the server is shutting down or lost leadership.
-    pub fn propose(&self, session_id: i64, auth: AuthInfo, kind: TxnKind) -> oneshot::Receiver<Applied> {
+    pub fn propose(
+        &self,
+        session_id: i64,
+        auth: AuthInfo,
+        kind: TxnKind,
+        sink: Option<ReplySink>,
+    ) -> oneshot::Receiver<Applied> {
         let (reply, rx) = oneshot::channel();
         let _ = self.tx.send(Command::Propose {
             session_id,
             auth,
             kind,
             reply,
+            sink,
         });
         rx
     }
@@ -134,7 +158,7 @@ pub struct Consensus {
     metrics: Arc<Metrics>,
     rx: mpsc::UnboundedReceiver<Command>,
     /// Proposals of this server waiting for their entry to apply.
-    pending: HashMap<u64, oneshot::Sender<Applied>>,
+    pending: HashMap<u64, Waiting>,
     next_proposal: u64,
     next_session_id: i64,
     /// Sessions whose expiry has been proposed but not applied yet.
@@ -267,7 +291,9 @@ impl Consensus {
                 metrics,
                 rx,
                 pending: HashMap::new(),
-                next_proposal: 1,
+                // Proposal numbers are unique across restarts too, so an
+                // entry proposed by an earlier run never answers a new one.
+                next_proposal: (wall_ms() as u64) << 20,
                 next_session_id: seed,
                 closing: HashSet::new(),
                 reaping: HashSet::new(),
@@ -354,7 +380,10 @@ impl Consensus {
                 auth,
                 kind,
                 reply,
-            } => self.propose(session_id, auth, kind, Some(reply)),
+                sink,
+            } => {
+                self.propose(session_id, auth, kind, Some(Waiting { done: reply, sink }));
+            }
             Command::CreateSession {
                 timeout_ms,
                 password,
@@ -366,19 +395,17 @@ impl Consensus {
                     id,
                     AuthInfo::default(),
                     TxnKind::CreateSession { timeout_ms, password },
-                    Some(reply),
+                    Some(Waiting {
+                        done: reply,
+                        sink: None,
+                    }),
                 );
             }
         }
     }
 
-    fn propose(
-        &mut self,
-        session_id: i64,
-        auth: AuthInfo,
-        kind: TxnKind,
-        reply: Option<oneshot::Sender<Applied>>,
-    ) {
+    /// Returns whether raft took the proposal.
+    fn propose(&mut self, session_id: i64, auth: AuthInfo, kind: TxnKind, waiting: Option<Waiting>) -> bool {
         let proposal = self.next_proposal;
         self.next_proposal += 1;
         let txn = Txn {
@@ -391,13 +418,17 @@ impl Consensus {
         };
         match self.raw.propose(vec![], txn.encode()) {
             Ok(()) => {
-                if let Some(r) = reply {
-                    self.pending.insert(proposal, r);
+                if let Some(w) = waiting {
+                    self.pending.insert(proposal, w);
                 }
+                true
             }
-            // Dropping `reply` tells the client's connection to give up;
+            // Dropping `waiting` tells the client's connection to give up;
             // the client reconnects and retries elsewhere.
-            Err(e) => debug!(error = %e, "proposal dropped"),
+            Err(e) => {
+                debug!(error = %e, "proposal dropped");
+                false
+            }
         }
     }
 
@@ -411,7 +442,12 @@ impl Consensus {
         for s in expired {
             if self.closing.insert(s) {
                 info!(session = format!("{s:#x}"), "session expired");
-                self.propose(s, AuthInfo::default(), TxnKind::CloseSession, None);
+                if self.propose(s, AuthInfo::default(), TxnKind::CloseSession, None) {
+                    // From now on the session cannot be resumed or touched.
+                    self.hub.state().sessions.mark_closing(s);
+                } else {
+                    self.closing.remove(&s);
+                }
             }
         }
     }
@@ -424,8 +460,10 @@ impl Consensus {
         }
         let candidates = self.hub.state().tree.reap_candidates(wall_ms());
         for path in candidates {
-            if self.reaping.insert(path.clone()) {
-                self.propose(0, AuthInfo::default(), TxnKind::Reap { path }, None);
+            if self.reaping.insert(path.clone())
+                && !self.propose(0, AuthInfo::default(), TxnKind::Reap { path: path.clone() }, None)
+            {
+                self.reaping.remove(&path);
             }
         }
     }
@@ -483,10 +521,26 @@ impl Consensus {
             })?;
             let zxid = zxid_of(entry.term, entry.index);
             let now = monotonic_ms(self.hub.started);
+            let waiting = if txn.origin == self.cfg.id {
+                self.pending.remove(&txn.proposal)
+            } else {
+                None
+            };
             let applied = {
                 let mut state = self.hub.state();
                 let applied = state.apply(zxid, &txn, now);
-                let events = self.hub.deliver(&applied);
+                // Under the lock, in this order: the entry's watch events,
+                // its reply, then the close of a session it ended.
+                let events = self.hub.deliver_events(&applied);
+                if let Some(sink) = waiting.as_ref().and_then(|w| w.sink.as_ref()) {
+                    let mut frame = Vec::new();
+                    proto::frame::write_frame(
+                        &mut frame,
+                        &proto::response::encode_reply(sink.xid, zxid, applied.err, &applied.body),
+                    );
+                    let _ = sink.tx.send(Outbound::Frame(frame));
+                }
+                self.hub.deliver_close(&applied);
                 self.metrics.watch_events_sent(events);
                 applied
             };
@@ -499,10 +553,8 @@ impl Consensus {
                 }
                 _ => {}
             }
-            if txn.origin == self.cfg.id {
-                if let Some(reply) = self.pending.remove(&txn.proposal) {
-                    let _ = reply.send(applied);
-                }
+            if let Some(w) = waiting {
+                let _ = w.done.send(applied);
             }
         }
         Ok(())

@@ -7,11 +7,9 @@ use proto::watch::AddWatchMode;
 use proto::ErrorCode;
 
 use super::OpResult;
-use crate::path;
 use crate::state::State;
 
 pub fn run(state: &mut State, session: i64, req: &AddWatchRequest) -> OpResult {
-    path::validate(&req.path)?;
     let mode = AddWatchMode::from_code(req.mode).ok_or(ErrorCode::BadArguments)?;
     state.watches.add_persistent(session, &req.path, mode);
     // ZooKeeper answers addWatch with an ErrorResponse body (err 0).

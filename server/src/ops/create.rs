@@ -48,9 +48,10 @@ pub(crate) fn create(
     if (op == OpCode::CreateContainer) != mode.container {
         return Err(ErrorCode::BadArguments);
     }
-    path::validate_create(&req.path, mode.sequential)?;
+    // validatePathForCreate: only "has a '/', no NUL" here; the full
+    // validation runs on the final path, after the ACL and parent checks.
+    let parent_path = path::parent_for_lookup(&req.path).ok_or(ErrorCode::BadArguments)?;
     let acl = acl::fixup(&req.acl, ctx.auth)?;
-    let parent_path = path::parent(&req.path);
     let parent = state.tree.get(parent_path).ok_or(ErrorCode::NoNode)?;
     acl::check(&parent.acl, perms::CREATE, ctx.auth)?;
     let path = if mode.sequential {
@@ -124,9 +125,15 @@ mod tests {
             apply(&mut s, &wctx(2, 1), OpCode::Create, &orphan, None, &mut vec![]),
             Err(ErrorCode::NoNode)
         );
+        // The full path check comes last: "/x/" has no parent "/x".
         let bad_path = create_req("/x/", 0);
         assert_eq!(
             apply(&mut s, &wctx(2, 1), OpCode::Create, &bad_path, None, &mut vec![]),
+            Err(ErrorCode::NoNode)
+        );
+        let bad_name = create_req("/.", 0);
+        assert_eq!(
+            apply(&mut s, &wctx(2, 1), OpCode::Create, &bad_name, None, &mut vec![]),
             Err(ErrorCode::BadArguments)
         );
     }

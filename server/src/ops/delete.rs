@@ -25,11 +25,12 @@ pub(crate) fn delete(
     req: &DeleteRequest,
     changes: &mut Vec<Change>,
 ) -> Result<(), ErrorCode> {
-    path::validate(&req.path)?;
-    if req.path == "/" {
+    // getParentPathAndValidate: a '/' somewhere, no NUL, not a special path.
+    let parent_path = path::parent_for_lookup(&req.path).ok_or(ErrorCode::BadArguments)?;
+    if path::is_special(&req.path) {
         return Err(ErrorCode::BadArguments);
     }
-    let parent = state.tree.get(path::parent(&req.path)).ok_or(ErrorCode::NoNode)?;
+    let parent = state.tree.get(parent_path).ok_or(ErrorCode::NoNode)?;
     acl::check(&parent.acl, perms::DELETE, ctx.auth)?;
     let node = state.tree.get(&req.path).ok_or(ErrorCode::NoNode)?;
     check_version(node.version, req.version)?;
@@ -93,6 +94,15 @@ mod tests {
         assert_eq!(
             apply(&mut s, &wctx(4, 1), &del("a", -1), &mut ch),
             Err(ErrorCode::BadArguments)
+        );
+        assert_eq!(
+            apply(&mut s, &wctx(4, 1), &del("/zookeeper/quota", -1), &mut ch),
+            Err(ErrorCode::BadArguments)
+        );
+        // ZooKeeper does not validate the rest of a delete path: it is looked up.
+        assert_eq!(
+            apply(&mut s, &wctx(4, 1), &del("/a/", -1), &mut ch),
+            Err(ErrorCode::NoNode)
         );
         apply(&mut s, &wctx(4, 1), &del("/a/b", 0), &mut ch).unwrap();
         apply(&mut s, &wctx(5, 1), &del("/a", -1), &mut ch).unwrap();

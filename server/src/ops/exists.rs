@@ -6,11 +6,13 @@ use proto::response::ResponseBody;
 use proto::ErrorCode;
 
 use super::{OpResult, ReadCtx};
-use crate::path;
 use crate::state::State;
 
 pub fn read(state: &mut State, ctx: &ReadCtx<'_>, req: &ExistsRequest) -> OpResult {
-    path::validate(&req.path)?;
+    // FinalRequestProcessor only refuses a NUL; any other string is looked up.
+    if req.path.contains('\0') {
+        return Err(ErrorCode::BadArguments);
+    }
     if req.watch {
         state.watches.add_data_watch(ctx.session, &req.path);
     }

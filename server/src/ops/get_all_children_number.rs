@@ -5,11 +5,10 @@ use proto::response::ResponseBody;
 use proto::ErrorCode;
 
 use super::{OpResult, ReadCtx};
+use crate::acl;
 use crate::state::State;
-use crate::{acl, path};
 
 pub fn read(state: &mut State, ctx: &ReadCtx<'_>, req: &GetAllChildrenNumberRequest) -> OpResult {
-    path::validate(&req.path)?;
     let node = state.tree.get(&req.path).ok_or(ErrorCode::NoNode)?;
     acl::check(&node.acl, perms::READ, ctx.auth)?;
     Ok(ResponseBody::GetAllChildrenNumber(GetAllChildrenNumberResponse {

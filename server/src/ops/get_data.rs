@@ -6,11 +6,10 @@ use proto::response::ResponseBody;
 use proto::ErrorCode;
 
 use super::{OpResult, ReadCtx};
+use crate::acl;
 use crate::state::State;
-use crate::{acl, path};
 
 pub fn read(state: &mut State, ctx: &ReadCtx<'_>, req: &GetDataRequest) -> OpResult {
-    path::validate(&req.path)?;
     let node = state.tree.get(&req.path).ok_or(ErrorCode::NoNode)?;
     acl::check(&node.acl, perms::READ, ctx.auth)?;
     let body = ResponseBody::GetData(GetDataResponse {

@@ -5,15 +5,12 @@ use proto::records::{GetEphemeralsRequest, GetEphemeralsResponse};
 use proto::response::ResponseBody;
 
 use super::{OpResult, ReadCtx};
-use crate::path;
 use crate::state::State;
 
 pub fn read(state: &mut State, ctx: &ReadCtx<'_>, req: &GetEphemeralsRequest) -> OpResult {
+    // A plain string prefix, as ZooKeeper matches it.
     let prefix = req.prefix_path.trim();
     let all = prefix.is_empty() || prefix == "/";
-    if !all {
-        path::validate(prefix)?;
-    }
     let ephemerals = state
         .tree
         .ephemerals_of(ctx.session)

@@ -8,11 +8,9 @@ use proto::watch::WatcherType;
 use proto::ErrorCode;
 
 use super::OpResult;
-use crate::path;
 use crate::state::State;
 
 pub fn run(state: &mut State, session: i64, req: &RemoveWatchesRequest, remove: bool) -> OpResult {
-    path::validate(&req.path)?;
     let kind = WatcherType::from_code(req.type_).ok_or(ErrorCode::BadArguments)?;
     state.watches.remove_watches(session, &req.path, kind, remove)?;
     Ok(ResponseBody::Empty)

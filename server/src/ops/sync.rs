@@ -5,10 +5,8 @@ use proto::records::{SyncRequest, SyncResponse};
 use proto::response::ResponseBody;
 
 use super::OpResult;
-use crate::path;
 
 pub fn apply(req: &SyncRequest) -> OpResult {
-    path::validate(&req.path)?;
     Ok(ResponseBody::Sync(SyncResponse {
         path: req.path.clone(),
     }))

@@ -61,10 +61,14 @@ impl DataTree {
             Node::new(Some(Vec::new()), crate::acl::open_acl_unsafe(), 0, 0, 0),
         );
         for p in ["/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
-            t.insert_raw(
-                p.to_string(),
-                Node::new(Some(Vec::new()), crate::acl::open_acl_unsafe(), 0, 0, 0),
-            );
+            // ZOOKEEPER-2014: the config node is readable by all, writable
+            // by none (reconfig changes it).
+            let acl = if p == "/zookeeper/config" {
+                crate::acl::read_acl_unsafe()
+            } else {
+                crate::acl::open_acl_unsafe()
+            };
+            t.insert_raw(p.to_string(), Node::new(Some(Vec::new()), acl, 0, 0, 0));
             t.link_child(p);
         }
         t
@@ -174,8 +178,8 @@ impl DataTree {
         let parent_path = path::parent(path).to_string();
         if let Some(parent) = self.nodes.get_mut(&parent_path) {
             parent.children.remove(path::basename(path));
-            parent.cversion += 1;
-            // ZooKeeper only moves pzxid forward (DataTree.deleteNode).
+            // DataTree.deleteNode: the stored cversion counts creates only
+            // (the Stat shows creates + deletes); pzxid only moves forward.
             if zxid > parent.pzxid {
                 parent.pzxid = zxid;
             }

@@ -59,6 +59,8 @@ pub struct Node {
     pub ctime: i64,
     pub mtime: i64,
     pub version: i32,
+    /// Child creates so far (ZooKeeper's stored cversion): the sequential
+    /// suffix of the next child. Clients see [`Node::stat`]'s cversion.
     pub cversion: i32,
     pub aversion: i32,
     pub ephemeral_owner: i64,
@@ -97,7 +99,12 @@ impl Node {
             ctime: self.ctime,
             mtime: self.mtime,
             version: self.version,
-            cversion: self.cversion,
+            // DataNode.copyStat: the stored cversion counts child creates;
+            // clients see creates + deletes = 2 * creates - children.
+            cversion: self
+                .cversion
+                .wrapping_mul(2)
+                .wrapping_sub(self.children.len() as i32),
             aversion: self.aversion,
             // DataTree.getClientEphemeralOwner: clients see 0 for
             // containers and TTL nodes, the session only for ephemerals.

@@ -27,7 +27,7 @@ fn create_updates_parent_cversion_pzxid_and_child_count() {
         (5, 5, 5, 100, 1)
     );
     let root = t.stat("/").unwrap();
-    assert_eq!((root.cversion, root.pzxid, root.num_children), (1, 5, 2));
+    assert_eq!((root.cversion, root.pzxid, root.num_children), (0, 5, 2));
     assert_eq!(
         ch,
         vec![Change::Created("/a".into()), Change::ChildrenChanged("/".into())]
@@ -43,7 +43,7 @@ fn create_updates_parent_cversion_pzxid_and_child_count() {
 }
 
 #[test]
-fn delete_bumps_cversion_and_refuses_non_empty_nodes() {
+fn delete_shows_in_cversion_and_refuses_non_empty_nodes() {
     let mut t = DataTree::new();
     let mut ch = Vec::new();
     t.create("/a", None, acl(), 0, 2, 0, &mut ch).unwrap();
@@ -140,4 +140,18 @@ fn null_data_is_kept_apart_from_empty() {
     assert_eq!(t.get("/n").unwrap().data, None);
     assert_eq!(t.get("/e").unwrap().data, Some(vec![]));
     assert_eq!(t.stat("/n").unwrap().data_length, 0);
+}
+
+#[test]
+fn sequence_numbers_count_creates_while_stat_cversion_counts_creates_and_deletes() {
+    // Checked against ZooKeeper 3.8: create /p/a, delete it, then a
+    // sequential child is "…0000000001" while getData shows cversion 2
+    // (DataNode.copyStat reports 2 * creates - children).
+    let mut t = DataTree::new();
+    let mut ch = Vec::new();
+    t.create("/p", None, acl(), 0, 2, 0, &mut ch).unwrap();
+    t.create("/p/a", None, acl(), 0, 3, 0, &mut ch).unwrap();
+    t.delete("/p/a", 4, &mut ch).unwrap();
+    assert_eq!(t.stat("/p").unwrap().cversion, 2);
+    assert_eq!(t.get("/p").unwrap().cversion, 1, "next sequential suffix");
 }

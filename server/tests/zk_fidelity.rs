@@ -1,7 +1,8 @@
-//! Tests that expose known server bugs: each states the ZooKeeper rule,
-//! what ZooKeeper does and what zonekeeper does. They are kept apart so
-//! that the other test files stay green; a fix makes the test here pass,
-//! and it then moves next to its area.
+//! Finer points of ZooKeeper's behaviour that zonekeeper once got wrong:
+//! each test states the ZooKeeper rule (and where it lives in ZooKeeper's
+//! source) and checks the answer a raw client gets: getACL masking, reads
+//! of invalid paths, check order on create/delete, ZooKeeper's own nodes,
+//! TTL decided by the create mode, nothing run after a failed auth.
 
 mod common;
 
