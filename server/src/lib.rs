@@ -18,6 +18,8 @@
 //!   log (WAL) and snapshots.
 //! - [`consensus`]: the one task that owns the raft node and runs its Ready
 //!   loop.
+//! - [`transport`]: the peer transport: connections between members, the
+//!   `PeerMessage` envelope, per-peer queues and per-zone byte counts.
 //! - [`conn`]: one task per client connection: framing, handshake, per
 //!   session ordering, four-letter words.
 //! - [`hub`]: the state behind its lock and the live connections by
@@ -47,6 +49,7 @@ pub mod state;
 pub mod status;
 pub mod storage;
 pub mod telemetry;
+pub mod transport;
 pub mod tree;
 pub mod txn;
 pub mod watch;
