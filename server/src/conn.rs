@@ -631,7 +631,10 @@ impl Connection<'_> {
         let (err, body) = match (&req.body, req.op) {
             (RequestBody::Ping, _) => (ErrorCode::Ok, ResponseBody::Empty),
             (RequestBody::Auth(a), _) => match ops::auth::run(&mut self.auth, a, super_digest) {
-                Ok(()) => (ErrorCode::Ok, ResponseBody::Empty),
+                Ok(()) => {
+                    *self.info.auth.lock().unwrap_or_else(|p| p.into_inner()) = self.auth.clone();
+                    (ErrorCode::Ok, ResponseBody::Empty)
+                }
                 Err(e) => {
                     // ZooKeeper answers AuthFailed and closes the connection.
                     self.closing = true;

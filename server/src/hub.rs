@@ -40,6 +40,10 @@ pub struct ConnInfo {
     pub last_cxid: AtomicU64,
     pub last_zxid: AtomicU64,
     pub outstanding: AtomicU64,
+    /// The identities the connection has authenticated, for filtering
+    /// watch events by READ permission; the connection updates it on
+    /// addauth (under the state lock, like delivery reads it).
+    pub auth: Mutex<crate::acl::AuthInfo>,
     /// Set when another connection took over the session or the session
     /// ended: this connection must stop running requests at once.
     pub replaced: std::sync::atomic::AtomicBool,
@@ -160,8 +164,15 @@ impl Hub {
         }
         let mut sent = 0;
         let conns = self.by_session.lock().unwrap_or_else(|p| p.into_inner());
-        for n in &applied.notifications {
+        for (n, acl) in &applied.notifications {
             if let Some(c) = conns.get(&n.session) {
+                // ZooKeeper 3.8.4+ (CVE-2024-23944): no event about a node
+                // the session may not READ. The one-time watch is used up.
+                let auth = c.info.auth.lock().unwrap_or_else(|p| p.into_inner());
+                if crate::acl::check(acl, proto::records::perms::READ, &auth).is_err() {
+                    continue;
+                }
+                drop(auth);
                 let mut frame = Vec::new();
                 // ZooKeeper 3.9 stamps events with the triggering zxid.
                 proto::frame::write_frame(
@@ -209,6 +220,7 @@ impl Hub {
             last_zxid: AtomicU64::new(0),
             outstanding: AtomicU64::new(0),
             replaced: std::sync::atomic::AtomicBool::new(false),
+            auth: Mutex::new(crate::acl::AuthInfo::new(Some(remote.ip()))),
         });
         self.all
             .lock()

@@ -33,8 +33,9 @@ pub struct Applied {
     pub session_id: i64,
     pub err: ErrorCode,
     pub body: ResponseBody,
-    /// Watch events to deliver, in order.
-    pub notifications: Vec<Notification>,
+    /// Watch events to deliver, in order, each with the ACL of the node it
+    /// is about: a session that may not READ it is not told.
+    pub notifications: Vec<(Notification, Vec<Acl>)>,
     /// A session that ended (closed or expired): its connection is closed.
     pub ended_session: Option<i64>,
 }
@@ -119,17 +120,37 @@ impl State {
 
     /// Turns tree changes into watch notifications (DataTree's
     /// triggerWatch calls).
-    fn fire(&mut self, changes: &[Change]) -> Vec<Notification> {
+    fn fire(&mut self, changes: &[Change]) -> Vec<(Notification, Vec<Acl>)> {
         let mut out = Vec::new();
         for c in changes {
-            out.extend(match c {
-                Change::Created(p) => self.watches.node_created(p),
-                Change::Deleted(p) => self.watches.node_deleted(p),
-                Change::DataChanged(p) => self.watches.node_data_changed(p),
-                Change::ChildrenChanged(p) => self.watches.node_children_changed(p),
-            });
+            let (fired, acl) = match c {
+                Change::Created(p) => (self.watches.node_created(p), self.acl_of(p, changes)),
+                Change::Deleted(p, acl) => (self.watches.node_deleted(p), acl.clone()),
+                Change::DataChanged(p) => (self.watches.node_data_changed(p), self.acl_of(p, changes)),
+                // NIOServerCnxn.process: a child event is checked against
+                // the parent's ACL, the node it is about.
+                Change::ChildrenChanged(p) => {
+                    (self.watches.node_children_changed(p), self.acl_of(p, changes))
+                }
+            };
+            out.extend(fired.into_iter().map(|n| (n, acl.clone())));
         }
         out
+    }
+
+    /// The ACL of `path` now, or, if a multi deleted it again, the one it
+    /// had when deleted.
+    fn acl_of(&self, path: &str, changes: &[Change]) -> Vec<Acl> {
+        if let Some(n) = self.tree.get(path) {
+            return n.acl.clone();
+        }
+        changes
+            .iter()
+            .find_map(|c| match c {
+                Change::Deleted(p, acl) if p == path => Some(acl.clone()),
+                _ => None,
+            })
+            .unwrap_or_default()
     }
 
     /// Serializes the tree and sessions (watches are per connection and are
@@ -276,7 +297,7 @@ mod tests {
         assert_eq!(a.ended_session, Some(7));
         assert!(!s.tree.contains("/e"));
         assert_eq!(a.notifications.len(), 1);
-        assert_eq!(a.notifications[0].session, 8);
+        assert_eq!(a.notifications[0].0.session, 8);
         // A write from a closed session is refused.
         assert_eq!(
             s.apply(5, &txn(7, create("/x", 0)), 0).err,

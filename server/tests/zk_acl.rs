@@ -560,3 +560,41 @@ async fn a_write_right_behind_addauth_carries_the_identity() {
     );
     ts.shutdown().await;
 }
+
+/// ZooKeeper 3.8.4+/3.9.2+ (CVE-2024-23944, NIOServerCnxn.process with the
+/// node's ACL): a watcher is not told about a node it may not READ, so a
+/// recursive watch on "/" cannot enumerate protected paths. A child event
+/// is checked against the parent's ACL. The watcher still gets events for
+/// nodes it may read, and once it authenticates it gets the protected ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_events_need_read_permission_on_the_node() {
+    let ts = TestServer::start().await;
+    let owner = authed(&ts, "alice:pw").await;
+    owner.create("/open", b"", PERSISTENT).await.unwrap();
+    owner.create("/vault", b"", &creator_all()).await.unwrap();
+
+    let spy = ts.client().await;
+    let mut w = spy
+        .watch("/", zk::AddWatchMode::PersistentRecursive)
+        .await
+        .unwrap();
+    // Protected first, then open: the first event the spy sees must be the
+    // open one.
+    owner.create("/vault/secret", b"", &creator_all()).await.unwrap();
+    owner.set_data("/vault", b"x", None).await.unwrap();
+    owner.create("/open/a", b"", PERSISTENT).await.unwrap();
+    let ev = within("event on the open node", w.changed()).await;
+    assert_eq!(
+        (ev.event_type, ev.path.as_str()),
+        (zk::EventType::NodeCreated, "/open/a")
+    );
+
+    spy.auth("digest".into(), b"alice:pw".to_vec()).await.unwrap();
+    owner.set_data("/vault", b"y", None).await.unwrap();
+    let ev = within("event after authenticating", w.changed()).await;
+    assert_eq!(
+        (ev.event_type, ev.path.as_str()),
+        (zk::EventType::NodeDataChanged, "/vault")
+    );
+    ts.shutdown().await;
+}

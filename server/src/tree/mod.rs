@@ -20,7 +20,9 @@ use crate::path;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     Created(String),
-    Deleted(String),
+    /// The path and the ACL it had: watchers are told only if they may
+    /// READ it (ZooKeeper 3.8.4+, CVE-2024-23944).
+    Deleted(String, Vec<Acl>),
     DataChanged(String),
     ChildrenChanged(String),
 }
@@ -174,7 +176,7 @@ impl DataTree {
         if !node.children.is_empty() {
             return Err(ErrorCode::NotEmpty);
         }
-        self.remove_raw(path);
+        let acl = self.remove_raw(path).map(|n| n.acl).unwrap_or_default();
         let parent_path = path::parent(path).to_string();
         if let Some(parent) = self.nodes.get_mut(&parent_path) {
             parent.children.remove(path::basename(path));
@@ -184,7 +186,7 @@ impl DataTree {
                 parent.pzxid = zxid;
             }
         }
-        changes.push(Change::Deleted(path.to_string()));
+        changes.push(Change::Deleted(path.to_string(), acl));
         changes.push(Change::ChildrenChanged(parent_path));
         Ok(())
     }
