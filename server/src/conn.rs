@@ -38,7 +38,7 @@ use tracing::{debug, info, warn};
 use crate::acl::AuthInfo;
 use crate::consensus::{monotonic_ms, Proposer, ReplySink};
 use crate::fourletter::{self, ConfSummary, Whitelist};
-use crate::hub::{ConnHandle, ConnInfo, Hub, Outbound};
+use crate::hub::{send_frame, ConnHandle, ConnInfo, Hub, Outbound, OUTBOUND_SOFT_LIMIT};
 use crate::metrics::{Metrics, RejectReason};
 use crate::ops::{self, Kind, ReadCtx};
 use crate::state::Applied;
@@ -270,7 +270,7 @@ async fn establish(
             session = format!("{session_id:#x}"),
             "reconnect to an expired or unknown session"
         );
-        send_connect_response(out, 0, 0, vec![0; 16], req.read_only);
+        send_connect_response(out, info, 0, 0, vec![0; 16], req.read_only);
         return Ok(None);
     }
     info.session_id.store(session_id as u64, Relaxed);
@@ -283,7 +283,7 @@ async fn establish(
             tx: out.clone(),
         },
     );
-    send_connect_response(out, timeout, session_id, password, req.read_only);
+    send_connect_response(out, info, timeout, session_id, password, req.read_only);
     drop(state);
     debug!(
         session = format!("{session_id:#x}"),
@@ -294,6 +294,7 @@ async fn establish(
 
 fn send_connect_response(
     out: &mpsc::UnboundedSender<Outbound>,
+    info: &ConnInfo,
     timeout: u32,
     session_id: i64,
     passwd: Vec<u8>,
@@ -308,7 +309,7 @@ fn send_connect_response(
     };
     let mut f = Vec::new();
     frame::write_frame(&mut f, &rsp.encode());
-    let _ = out.send(Outbound::Frame(f));
+    send_frame(out, info, f);
 }
 
 async fn write_loop(
@@ -341,6 +342,8 @@ async fn write_loop(
                 break;
             }
             metrics.packets_sent(frames, buf.len());
+            info.queued_bytes.fetch_sub(buf.len() as u64, Relaxed);
+            info.drained.notify_one();
             buf.clear();
         }
         info.sent.fetch_add(frames, Relaxed);
@@ -399,7 +402,10 @@ impl Connection<'_> {
                 // Another connection owns the session now, or it ended.
                 return Ok(());
             }
-            while !self.closing && self.queue.len() < MAX_OUTSTANDING {
+            while !self.closing
+                && self.queue.len() < MAX_OUTSTANDING
+                && self.info.queued_bytes.load(Relaxed) <= OUTBOUND_SOFT_LIMIT
+            {
                 let Some(len) = frame::check(rbuf, max)? else {
                     break;
                 };
@@ -410,6 +416,9 @@ impl Connection<'_> {
                     Ok(req) => self.on_request(req),
                     Err(e) => self.on_undecodable(&payload, e)?,
                 }
+                // Answer as we go, so the back-pressure check above sees
+                // the replies this batch produced.
+                self.run_front();
             }
             self.run_front();
             if self.closing && self.queue.is_empty() {
@@ -422,8 +431,11 @@ impl Connection<'_> {
                     ..
                 })
             );
+            // Back-pressure: stop reading while the client has not read
+            // what it was sent; the writer wakes us when it drains.
+            let backlog = self.info.queued_bytes.load(Relaxed) > OUTBOUND_SOFT_LIMIT;
             tokio::select! {
-                n = rd.read_buf(rbuf), if !self.closing && self.queue.len() < MAX_OUTSTANDING => {
+                n = rd.read_buf(rbuf), if !self.closing && !backlog && self.queue.len() < MAX_OUTSTANDING => {
                     if n? == 0 {
                         return Ok(());
                     }
@@ -440,6 +452,7 @@ impl Connection<'_> {
                         self.closing = true;
                     }
                 }
+                _ = self.info.drained.notified(), if backlog => {}
                 _ = out.closed() => return Ok(()),
                 _ = shutdown.changed() => return Ok(()),
             }
@@ -558,6 +571,7 @@ impl Connection<'_> {
     fn propose(&mut self, xid: i32, kind: TxnKind) -> PendingKind {
         let sink = ReplySink {
             tx: self.out.clone(),
+            info: self.info.clone(),
             xid,
         };
         PendingKind::Proposed(
@@ -645,7 +659,7 @@ impl Connection<'_> {
                 for event in ops::set_watches::run(&mut state, self.session, w) {
                     let mut f = Vec::new();
                     frame::write_frame(&mut f, &proto::response::encode_notification(&event));
-                    let _ = self.out.send(Outbound::Frame(f));
+                    send_frame(&self.out, &self.info, f);
                 }
                 (ErrorCode::Ok, ResponseBody::Empty)
             }
@@ -676,7 +690,7 @@ impl Connection<'_> {
     fn reply(&self, xid_: i32, op: OpCode, started: Instant, zxid: i64, err: ErrorCode, body: &ResponseBody) {
         let mut f = Vec::new();
         frame::write_frame(&mut f, &encode_reply(xid_, zxid, err, body));
-        let _ = self.out.send(Outbound::Frame(f));
+        send_frame(&self.out, &self.info, f);
         self.record(xid_, op, started, zxid, err);
     }
 

@@ -27,6 +27,30 @@ pub enum Outbound {
     Close,
 }
 
+/// Bytes waiting in one connection's outbound queue above which it stops
+/// reading requests until its client reads what it was sent.
+pub const OUTBOUND_SOFT_LIMIT: u64 = 8 << 20;
+/// Above this the connection is closed: its client does not read its
+/// socket, and watch events (which the apply loop cannot hold back) would
+/// otherwise pile up without bound.
+pub const OUTBOUND_HARD_LIMIT: u64 = 64 << 20;
+
+/// Queues one frame for a connection's writer, counting its bytes; closes
+/// the connection instead if its queue is over [`OUTBOUND_HARD_LIMIT`].
+pub fn send_frame(tx: &mpsc::UnboundedSender<Outbound>, info: &ConnInfo, frame: Vec<u8>) -> bool {
+    let n = frame.len() as u64;
+    let queued = info.queued_bytes.fetch_add(n, Ordering::Relaxed) + n;
+    if queued > OUTBOUND_HARD_LIMIT {
+        if !info.replaced.swap(true, Ordering::Relaxed) {
+            tracing::warn!(remote = %info.remote, queued,
+                "closing a connection whose client does not read its replies and events");
+        }
+        let _ = tx.send(Outbound::Close);
+        return false;
+    }
+    tx.send(Outbound::Frame(frame)).is_ok()
+}
+
 /// Live figures about one connection, for `cons` and `/v1/status`.
 #[derive(Debug)]
 pub struct ConnInfo {
@@ -40,6 +64,11 @@ pub struct ConnInfo {
     pub last_cxid: AtomicU64,
     pub last_zxid: AtomicU64,
     pub outstanding: AtomicU64,
+    /// Bytes queued for the writer and not yet written (back-pressure).
+    pub queued_bytes: AtomicU64,
+    /// Signalled by the writer after it wrote, to wake a reader that
+    /// stopped reading because the queue was over the soft limit.
+    pub drained: tokio::sync::Notify,
     /// The identities the connection has authenticated, for filtering
     /// watch events by READ permission; the connection updates it on
     /// addauth (under the state lock, like delivery reads it).
@@ -179,7 +208,7 @@ impl Hub {
                     &mut frame,
                     &proto::response::encode_notification_with_zxid(&n.event, applied.zxid),
                 );
-                if c.tx.send(Outbound::Frame(frame)).is_ok() {
+                if send_frame(&c.tx, &c.info, frame) {
                     sent += 1;
                 }
             }
@@ -221,6 +250,8 @@ impl Hub {
             outstanding: AtomicU64::new(0),
             replaced: std::sync::atomic::AtomicBool::new(false),
             auth: Mutex::new(crate::acl::AuthInfo::new(Some(remote.ip()))),
+            queued_bytes: AtomicU64::new(0),
+            drained: tokio::sync::Notify::new(),
         });
         self.all
             .lock()

@@ -362,3 +362,61 @@ async fn a_silent_connection_blocks_no_one() {
     new_connections_served(&ts, "silent connections").await;
     ts.shutdown().await;
 }
+
+/// A client that pipelines reads and never reads its socket must not grow
+/// the server's memory without bound: the connection stops reading
+/// requests once ~8 MiB of replies wait for it (hub::OUTBOUND_SOFT_LIMIT),
+/// the client's own socket buffers fill, and everyone else is still
+/// served. ZooKeeper throttles such a connection the same way
+/// (NIOServerCnxn disables reads while its outgoing queue is large).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_does_not_read_is_held_back_not_buffered() {
+    use proto::records::GetDataRequest;
+    use zonekeeper_server::hub::OUTBOUND_SOFT_LIMIT;
+    let ts = TestServer::start().await;
+    let zk = ts.client().await;
+    let big = vec![7u8; 1_000_000];
+    zk.create("/big", &big, PERSISTENT).await.unwrap();
+
+    let mut hog = ts.raw().await;
+    let mut batch = Vec::new();
+    for _ in 0..300 {
+        let xid = hog.take_xid();
+        batch.extend(Raw::frame(
+            xid,
+            OpCode::GetData,
+            RequestBody::GetData(GetDataRequest {
+                path: "/big".into(),
+                watch: false,
+            }),
+        ));
+    }
+    // 300 MB of replies requested; the server must stop well short.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), hog.stream.write_all(&batch)).await;
+    eventually("replies queue up for the hog", || {
+        let queued: u64 = ts
+            .hub()
+            .connections()
+            .iter()
+            .map(|c| c.queued_bytes.load(std::sync::atomic::Ordering::Relaxed))
+            .max()
+            .unwrap_or(0);
+        async move { queued > 0 }
+    })
+    .await;
+    // Others are still served while the hog is held back.
+    assert_eq!(zk.get_data("/big").await.unwrap().0.len(), big.len());
+    let queued: u64 = ts
+        .hub()
+        .connections()
+        .iter()
+        .map(|c| c.queued_bytes.load(std::sync::atomic::Ordering::Relaxed))
+        .max()
+        .unwrap_or(0);
+    assert!(
+        queued <= OUTBOUND_SOFT_LIMIT + 2_000_000,
+        "{queued} bytes queued for a client that does not read"
+    );
+    drop(hog);
+    ts.shutdown().await;
+}

@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::acl::AuthInfo;
-use crate::hub::{Hub, Outbound};
+use crate::hub::{send_frame, ConnInfo, Hub, Outbound};
 use crate::metrics::Metrics;
 use crate::state::{Applied, State};
 use crate::storage::{Disk, RecoveryMode, SnapshotStore, StorageError, Wal, WalOptions};
@@ -67,6 +67,7 @@ pub struct ConsensusConfig {
 /// entry and before those of any later entry (docs/ordering.md).
 pub struct ReplySink {
     pub tx: mpsc::UnboundedSender<Outbound>,
+    pub info: Arc<ConnInfo>,
     pub xid: i32,
 }
 
@@ -538,7 +539,7 @@ impl Consensus {
                         &mut frame,
                         &proto::response::encode_reply(sink.xid, zxid, applied.err, &applied.body),
                     );
-                    let _ = sink.tx.send(Outbound::Frame(frame));
+                    send_frame(&sink.tx, &sink.info, frame);
                 }
                 self.hub.deliver_close(&applied);
                 self.metrics.watch_events_sent(events);
