@@ -273,6 +273,7 @@ async fn establish(
         send_connect_response(out, info, 0, 0, vec![0; 16], req.read_only);
         return Ok(None);
     }
+    ctx.hub.note_touched(session_id);
     info.session_id.store(session_id as u64, Relaxed);
     info.timeout_ms.store(timeout as u64, Relaxed);
     ctx.hub.bind_session(
@@ -468,7 +469,9 @@ impl Connection<'_> {
             let now = monotonic_ms(self.ctx.hub.started);
             state.sessions.touch(self.session, now)
         };
-        if !live {
+        if live {
+            self.ctx.hub.note_touched(self.session);
+        } else {
             // Expired (or expiring): ZooKeeper closes the connection and the
             // client learns on reconnect that the session is gone.
             self.closing = true;

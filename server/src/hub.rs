@@ -101,6 +101,9 @@ pub struct Hub {
     pub raft: RaftView,
     /// Request latencies since start or the last `srst`.
     pub latency: LatencyStats,
+    /// Sessions that showed life since the consensus task last asked; a
+    /// follower forwards them to the leader, which owns expiry.
+    touched: Mutex<std::collections::HashSet<i64>>,
 }
 
 /// Min/avg/max request latency in ms, as ZooKeeper's `srvr` reports them.
@@ -177,6 +180,7 @@ impl Hub {
             started: Instant::now(),
             raft: RaftView::default(),
             latency: LatencyStats::default(),
+            touched: Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -307,6 +311,20 @@ impl Hub {
             let _ = old.tx.send(Outbound::Close);
             state.watches.remove_session(session);
         }
+    }
+
+    /// Notes that `session` showed life here (see `touched`).
+    pub fn note_touched(&self, session: i64) {
+        self.touched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(session);
+    }
+
+    /// The sessions noted since the last call.
+    pub fn take_touched(&self) -> Vec<i64> {
+        let mut t = self.touched.lock().unwrap_or_else(|p| p.into_inner());
+        t.drain().collect()
     }
 
     pub fn connections(&self) -> Vec<Arc<ConnInfo>> {

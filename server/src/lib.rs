@@ -31,6 +31,8 @@
 //!   four-letter words report from.
 //! - [`config`]: the TOML config file and command-line flags.
 //! - [`telemetry`]: logging setup.
+//! - [`dev`]: `zonekeeper-server dev`, a local multi-zone ensemble of
+//!   member processes.
 //! - [`server`]: wires the parts together: `run(config, shutdown)`.
 
 pub mod acl;
@@ -38,6 +40,7 @@ pub mod admin;
 pub mod config;
 pub mod conn;
 pub mod consensus;
+pub mod dev;
 pub mod fourletter;
 pub mod hub;
 pub mod metrics;

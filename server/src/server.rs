@@ -14,13 +14,14 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::admin::{self, AdminState};
-use crate::config::Config;
+use crate::config::{Config, MemberRole};
 use crate::conn::{self, ConnConfig, ConnCtx};
 use crate::consensus::{Consensus, ConsensusConfig, ConsensusError};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::status::{self, ConnectionInfo, Role, ServerStats, ServerStatus, SessionInfo, StatusSource};
 use crate::storage::RealDisk;
+use crate::transport::{PeerInfo, Transport, TransportMetrics};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -122,14 +123,53 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         recovery_mode: config.recovery_mode,
         reap_interval: config.container_check_interval,
         fsync: config.fsync,
+        voters: config
+            .members
+            .iter()
+            .filter(|m| m.role == MemberRole::Voter)
+            .map(|m| m.id)
+            .collect(),
+        observers: config
+            .members
+            .iter()
+            .filter(|m| m.role == MemberRole::Observer)
+            .map(|m| m.id)
+            .collect(),
     };
     let (mut consensus, hub, proposer) =
         tokio::task::block_in_place(|| Consensus::open(cc, Arc::new(RealDisk), metrics.clone()))?;
     let caught_up = consensus.caught_up();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
+    // An ensemble: the peer transport carries raft traffic, forwarded
+    // writes and session liveness.
+    let peers = if config.is_standalone() {
+        None
+    } else {
+        let listener = TcpListener::bind(config.peer_addr)
+            .await
+            .map_err(|source| ServerError::Bind {
+                what: "peers",
+                flag: "peer-addr",
+                addr: config.peer_addr,
+                source,
+            })?;
+        let transport_metrics = Arc::new(
+            TransportMetrics::new(metrics.registry())
+                .map_err(|e| ServerError::Task(format!("registering transport metrics: {e}")))?,
+        );
+        let peers: Vec<PeerInfo> = config.members.iter().map(PeerInfo::from).collect();
+        Some(Transport::start(
+            config.id,
+            config.zone.clone(),
+            listener,
+            peers,
+            transport_metrics,
+            shutdown_rx.clone(),
+        ))
+    };
     let mut rx = shutdown_rx.clone();
-    let consensus = tokio::spawn(consensus.run(async move {
+    let consensus = tokio::spawn(consensus.run(peers, async move {
         let _ = rx.wait_for(|v| *v).await;
     }));
 
@@ -237,6 +277,12 @@ impl StatusSource for HubStatus {
         let leader = r.leader_id.load(Relaxed);
         let role = if self.config.is_standalone() {
             Role::Standalone
+        } else if self
+            .config
+            .self_member()
+            .is_some_and(|m| m.role == MemberRole::Observer)
+        {
+            Role::Observer
         } else if r.is_leader.load(Relaxed) {
             Role::Leader
         } else {

@@ -8,8 +8,10 @@ use zonekeeper_server::config::{Cli, Command, Config};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Some(Command::Dev(_)) = &cli.command {
-        anyhow::bail!("`zonekeeper-server dev` (a local multi-member ensemble) arrives with the ensemble; run a standalone server with --data-dir, --client-addr and --admin-addr");
+    if let Some(Command::Dev(args)) = cli.command {
+        zonekeeper_server::telemetry::init(&Config::default());
+        let exe = std::env::current_exe()?;
+        return zonekeeper_server::dev::run(args, exe, shutdown_signal()).await;
     }
     let config = Config::load(&cli)?;
     zonekeeper_server::telemetry::init(&config);

@@ -12,15 +12,19 @@
 //! its own quorum. The peer transport arrives with the ensemble.
 
 mod raft_log;
+mod store;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use raft::eraftpb::{ConfState, Entry, EntryType, Snapshot};
+use protobuf::Message as _;
+use raft::eraftpb::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Snapshot};
+use raft::eraftpb::{Message, MessageType};
 use raft::storage::MemStorage;
-use raft::{RawNode, StateRole, Storage};
+use raft::{RawNode, SnapshotStatus, StateRole, Storage};
+use store::RaftStore;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
@@ -29,6 +33,7 @@ use crate::hub::{send_frame, ConnInfo, Hub, Outbound};
 use crate::metrics::Metrics;
 use crate::state::{Applied, State};
 use crate::storage::{Disk, RecoveryMode, SnapshotStore, StorageError, Wal, WalOptions};
+use crate::transport::{PeerMessage, TransportHandle};
 use crate::txn::{Txn, TxnKind};
 
 /// Why the consensus task stopped or could not start. Either way the server
@@ -55,6 +60,12 @@ pub struct ConsensusConfig {
     pub recovery_mode: RecoveryMode,
     /// How often the container/TTL reaper looks for candidates.
     pub reap_interval: Duration,
+    /// The initial membership, used only when the data directory is new
+    /// (afterwards membership lives in the log and snapshots): voting
+    /// members, and observers (raft learners: they replicate and serve
+    /// reads but do not vote).
+    pub voters: Vec<u64>,
+    pub observers: Vec<u64>,
     /// fsync the WAL before raft counts entries (ZooKeeper `forceSync`).
     /// Off, writes survive a process crash (they are in the page cache) but
     /// not a power loss: only for throwaway test ensembles.
@@ -146,13 +157,29 @@ fn wall_ms() -> i64 {
         .unwrap_or(0)
 }
 
+fn corrupt_entry(cfg: &ConsensusConfig, entry: &Entry, e: impl std::fmt::Display) -> StorageError {
+    StorageError::Corruption {
+        file: cfg.data_dir.join("wal"),
+        offset: entry.index,
+        detail: format!(
+            "committed configuration change {} does not decode: {e}",
+            entry.index
+        ),
+    }
+}
+
 pub fn zxid_of(term: u64, index: u64) -> i64 {
     ((term as i64) << 32) | (index as i64 & 0xffff_ffff)
 }
 
 pub struct Consensus {
     cfg: ConsensusConfig,
-    raw: RawNode<MemStorage>,
+    raw: RawNode<RaftStore>,
+    /// Peers, when this is an ensemble of more than one member.
+    transport: Option<TransportHandle>,
+    /// Role and term at the last Ready, to notice changes.
+    last_role: StateRole,
+    last_term: u64,
     wal: Wal,
     snapshots: SnapshotStore,
     hub: Arc<Hub>,
@@ -193,7 +220,7 @@ impl Consensus {
                 segment_bytes: cfg.wal_segment_bytes,
             },
         )?;
-        let storage = MemStorage::new();
+        let storage = RaftStore::new(MemStorage::new());
         let mut state = State::new();
         let mut snapshot_index = 0;
         let mut snapshot_term = 0;
@@ -211,10 +238,20 @@ impl Consensus {
                 snapshot_term = meta.term;
                 let mut snap = Snapshot::default();
                 snap.set_metadata(meta);
-                storage.wl().apply_snapshot(snap)?;
+                snap.data = data.into();
+                storage.set_latest(snap.clone());
+                snap.data = Default::default();
+                storage.mem.wl().apply_snapshot(snap)?;
             }
             None => {
-                storage.initialize_with_conf_state(ConfState::from((vec![cfg.id], vec![])));
+                let voters = if cfg.voters.is_empty() {
+                    vec![cfg.id]
+                } else {
+                    cfg.voters.clone()
+                };
+                storage
+                    .mem
+                    .initialize_with_conf_state(ConfState::from((voters, cfg.observers.clone())));
             }
         }
         let entries: Vec<Entry> = recovered
@@ -235,7 +272,7 @@ impl Consensus {
             }
         }
         let recovered_entries = entries.len();
-        storage.wl().append(&entries)?;
+        storage.mem.wl().append(&entries)?;
         let mut hs = recovered.hard_state;
         if hs.commit < snapshot_index {
             hs.commit = snapshot_index;
@@ -243,11 +280,11 @@ impl Consensus {
         if hs.term < snapshot_term {
             hs.term = snapshot_term;
         }
-        let last = storage.last_index().unwrap_or(snapshot_index);
+        let last = storage.mem.last_index().unwrap_or(snapshot_index);
         if hs.commit > last {
             hs.commit = last;
         }
-        storage.wl().set_hardstate(hs);
+        storage.mem.wl().set_hardstate(hs);
         info!(
             snapshot_index,
             recovered_entries,
@@ -286,6 +323,9 @@ impl Consensus {
             Consensus {
                 cfg,
                 raw,
+                transport: None,
+                last_role: StateRole::Follower,
+                last_term: 0,
                 wal,
                 snapshots,
                 hub: hub.clone(),
@@ -342,9 +382,17 @@ impl Consensus {
     /// acknowledged writes.
     pub async fn run(
         mut self,
+        peers: Option<(TransportHandle, mpsc::Receiver<(u64, PeerMessage)>)>,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), ConsensusError> {
         tokio::pin!(shutdown);
+        let mut inbound = match peers {
+            Some((handle, rx)) => {
+                self.transport = Some(handle);
+                Some(rx)
+            }
+            None => None,
+        };
         let mut tick = tokio::time::interval(self.cfg.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut reap = tokio::time::interval(self.cfg.reap_interval);
@@ -355,7 +403,14 @@ impl Consensus {
                 _ = tick.tick() => {
                     self.raw.tick();
                     self.expire_sessions();
+                    self.forward_touches();
                     self.publish();
+                }
+                msg = async { inbound.as_mut().expect("guarded").recv().await }, if inbound.is_some() => {
+                    match msg {
+                        Some((from, msg)) => self.on_peer_message(from, msg),
+                        None => inbound = None,
+                    }
                 }
                 _ = reap.tick() => self.reap(),
                 cmd = self.rx.recv() => {
@@ -417,6 +472,31 @@ impl Consensus {
             auth,
             kind,
         };
+        if !self.is_leader() {
+            // A follower or observer forwards the write to the leader; the
+            // reply is sent here when the entry applies locally.
+            let leader = self.raw.raft.leader_id;
+            let sent = match &self.transport {
+                Some(t) if leader != 0 => t
+                    .send(
+                        leader,
+                        PeerMessage::Forward {
+                            origin: self.cfg.id,
+                            payload: txn.encode(),
+                        },
+                    )
+                    .is_ok(),
+                _ => false,
+            };
+            if sent {
+                if let Some(w) = waiting {
+                    self.pending.insert(proposal, w);
+                }
+            } else {
+                debug!(leader, "no leader to forward a write to; dropped");
+            }
+            return sent;
+        }
         match self.raw.propose(vec![], txn.encode()) {
             Ok(()) => {
                 if let Some(w) = waiting {
@@ -431,6 +511,123 @@ impl Consensus {
                 false
             }
         }
+    }
+
+    /// A message from a peer: raft traffic, a write forwarded by a
+    /// follower (the leader proposes it as is), or session liveness.
+    fn on_peer_message(&mut self, from: u64, msg: PeerMessage) {
+        match msg {
+            PeerMessage::Raft(m) => {
+                if let Err(e) = self.raw.step(m) {
+                    debug!(from, error = %e, "raft message refused");
+                }
+            }
+            PeerMessage::Forward { origin, payload } => {
+                if self.is_leader() {
+                    if let Err(e) = self.raw.propose(vec![], payload) {
+                        debug!(origin, error = %e, "forwarded write dropped");
+                    }
+                } else {
+                    // Leadership moved on: the origin's client times out
+                    // or loses its connection and retries.
+                    debug!(origin, "forwarded write reached a non-leader; dropped");
+                }
+            }
+            PeerMessage::Touch { sessions } => {
+                if self.is_leader() {
+                    let now = monotonic_ms(self.hub.started);
+                    let mut state = self.hub.state();
+                    for s in sessions {
+                        state.sessions.touch(s, now);
+                    }
+                }
+            }
+            PeerMessage::Relay { .. } => debug!(from, "relay messages are not routed yet; dropped"),
+        }
+    }
+
+    /// Followers tell the leader which of their clients' sessions were
+    /// active, since only the leader expires sessions.
+    fn forward_touches(&mut self) {
+        let touched = self.hub.take_touched();
+        if touched.is_empty() || self.is_leader() {
+            return;
+        }
+        let leader = self.raw.raft.leader_id;
+        if let (Some(t), true) = (&self.transport, leader != 0) {
+            let _ = t.send(leader, PeerMessage::Touch { sessions: touched });
+        }
+    }
+
+    /// Sends raft messages to peers; a peer that cannot be reached is
+    /// reported so raft probes it instead of streaming to it.
+    fn send_messages(&mut self, msgs: Vec<Message>) {
+        let Some(t) = &self.transport else { return };
+        let mut unreachable = Vec::new();
+        for m in msgs {
+            let (to, is_snapshot) = (m.to, m.get_msg_type() == MessageType::MsgSnapshot);
+            if t.send(to, PeerMessage::Raft(m)).is_err() {
+                unreachable.push((to, is_snapshot));
+            }
+        }
+        for (to, is_snapshot) in unreachable {
+            self.raw.report_unreachable(to);
+            if is_snapshot {
+                self.raw.report_snapshot(to, SnapshotStatus::Failure);
+            }
+        }
+    }
+
+    /// A follower installs a snapshot from the leader: the state machine is
+    /// replaced (connections' watches are kept: they are per connection),
+    /// the snapshot is saved and the log before it dropped.
+    fn install_snapshot(&mut self, snap: &Snapshot) -> Result<(), ConsensusError> {
+        let meta = snap.get_metadata().clone();
+        let now = monotonic_ms(self.hub.started);
+        let mut fresh = State::decode_snapshot(&snap.data, now).map_err(|e| StorageError::Corruption {
+            file: self.cfg.data_dir.join("snapshots"),
+            offset: meta.index,
+            detail: format!("snapshot {} from the leader does not decode: {e}", meta.index),
+        })?;
+        tokio::task::block_in_place(|| self.snapshots.save(&meta, &snap.data))?;
+        {
+            let mut state = self.hub.state();
+            fresh.watches = std::mem::take(&mut state.watches);
+            *state = fresh;
+        }
+        let mut header = snap.clone();
+        self.raw.store().set_latest(snap.clone());
+        header.data = Default::default();
+        self.raw.store().mem.wl().apply_snapshot(header)?;
+        tokio::task::block_in_place(|| self.wal.compact(meta.index))?;
+        self.applied_index = meta.index;
+        self.applied_term = meta.term;
+        self.snapshot_index = meta.index;
+        info!(index = meta.index, "installed a snapshot from the leader");
+        Ok(())
+    }
+
+    /// On a change of leader or term: a new leader gives every session a
+    /// full timeout (it did not see their pings), and proposals waiting on
+    /// an old term are failed so their clients retry (the write may still
+    /// commit: ConnectionLoss means "unknown").
+    fn on_role_change(&mut self) {
+        let (role, term) = (self.raw.raft.state, self.raw.raft.term);
+        if role == self.last_role && term == self.last_term {
+            return;
+        }
+        info!(?role, term, leader = self.raw.raft.leader_id, "raft role changed");
+        if role == StateRole::Leader {
+            let now = monotonic_ms(self.hub.started);
+            self.hub.state().sessions.reset_deadlines(now);
+        }
+        if self.last_term != 0 && term != self.last_term {
+            self.pending.clear();
+            self.closing.clear();
+            self.reaping.clear();
+        }
+        self.last_role = role;
+        self.last_term = term;
     }
 
     /// The leader expires sessions whose deadline passed.
@@ -474,16 +671,27 @@ impl Consensus {
             return Ok(());
         }
         let mut ready = self.raw.ready();
-        // Single member: there are no messages to send yet.
+        // raft-rs's order: messages of this Ready may go out before the
+        // persist (a leader's appends); a snapshot is installed first;
+        // `persisted_messages` (votes, append responses) only after the
+        // fsync, so nothing is promised that is not on disk.
+        if !ready.messages().is_empty() {
+            let msgs = ready.take_messages();
+            self.send_messages(msgs);
+        }
+        if !ready.snapshot().is_empty() {
+            let snap = ready.snapshot().clone();
+            self.install_snapshot(&snap)?;
+        }
         let committed = ready.take_committed_entries();
         self.apply_entries(committed)?;
         if !ready.entries().is_empty() {
             self.wal.append(ready.entries())?;
-            self.raw.store().wl().append(ready.entries())?;
+            self.raw.store().mem.wl().append(ready.entries())?;
         }
         if let Some(hs) = ready.hs() {
             self.wal.set_hard_state(hs)?;
-            self.raw.store().wl().set_hardstate(hs.clone());
+            self.raw.store().mem.wl().set_hardstate(hs.clone());
         }
         if ready.must_sync() && self.cfg.fsync {
             let batch = ready.entries().len();
@@ -491,18 +699,23 @@ impl Consensus {
             tokio::task::block_in_place(|| self.wal.sync())?;
             self.metrics.observe_fsync(t.elapsed().as_secs_f64(), batch);
         }
+        let persisted = ready.take_persisted_messages();
+        self.send_messages(persisted);
         let mut light = self.raw.advance(ready);
         if let Some(commit) = light.commit_index() {
-            self.raw.store().wl().mut_hard_state().set_commit(commit);
+            self.raw.store().mem.wl().mut_hard_state().set_commit(commit);
             // Recorded without an fsync of its own: the commit index is an
             // optimisation for restart (raft re-learns it), never a promise.
-            let hs = self.raw.store().rl().hard_state().clone();
+            let hs = self.raw.store().mem.rl().hard_state().clone();
             self.wal.set_hard_state(&hs)?;
         }
+        let msgs = light.take_messages();
+        self.send_messages(msgs);
         let committed = light.take_committed_entries();
         self.apply_entries(committed)?;
         self.raw.advance_apply();
         self.maybe_snapshot()?;
+        self.on_role_change();
         self.publish();
         Ok(())
     }
@@ -511,9 +724,24 @@ impl Consensus {
         for entry in entries {
             self.applied_index = entry.index;
             self.applied_term = entry.term;
-            if entry.get_entry_type() != EntryType::EntryNormal || entry.get_data().is_empty() {
-                // Leader no-ops; configuration changes come with the ensemble.
-                continue;
+            match entry.get_entry_type() {
+                EntryType::EntryConfChange => {
+                    let cc = ConfChange::parse_from_bytes(entry.get_data())
+                        .map_err(|e| corrupt_entry(&self.cfg, &entry, e))?;
+                    let cs = self.raw.apply_conf_change(&cc)?;
+                    self.raw.store().mem.wl().set_conf_state(cs);
+                    continue;
+                }
+                EntryType::EntryConfChangeV2 => {
+                    let cc = ConfChangeV2::parse_from_bytes(entry.get_data())
+                        .map_err(|e| corrupt_entry(&self.cfg, &entry, e))?;
+                    let cs = self.raw.apply_conf_change(&cc)?;
+                    self.raw.store().mem.wl().set_conf_state(cs);
+                    continue;
+                }
+                // A new leader's empty entry.
+                EntryType::EntryNormal if entry.get_data().is_empty() => continue,
+                EntryType::EntryNormal => {}
             }
             let txn = Txn::decode(entry.get_data()).map_err(|e| StorageError::Corruption {
                 file: self.cfg.data_dir.join("wal"),
@@ -575,10 +803,14 @@ impl Consensus {
         };
         meta.set_conf_state(conf_state);
         tokio::task::block_in_place(|| self.snapshots.save(&meta, &data))?;
+        let mut full = Snapshot::default();
+        full.set_metadata(meta.clone());
+        full.data = data.clone().into();
+        self.raw.store().set_latest(full);
         self.snapshot_index = self.applied_index;
         // Keep the in-memory log from growing without bound; the WAL drops
         // whole segments covered by the snapshot.
-        if let Err(e) = self.raw.store().wl().compact(self.applied_index) {
+        if let Err(e) = self.raw.store().mem.wl().compact(self.applied_index) {
             warn!(error = %e, "could not compact the in-memory log");
         }
         tokio::task::block_in_place(|| self.wal.compact(self.applied_index))?;
