@@ -16,10 +16,12 @@ use std::sync::Arc;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 
+use crate::consensus::Proposer;
+use crate::membership::{MemberInfo, MembershipChange, MembershipError};
 use crate::metrics::{self, Metrics};
 use crate::status::{MemberStatus, ServerStats, ServerStatus, StatusSource};
 
@@ -30,6 +32,9 @@ pub struct AdminState {
     pub source: Arc<dyn StatusSource>,
     /// The server's Prometheus instruments.
     pub metrics: Arc<Metrics>,
+    /// Membership changes go to the consensus task; `None` for a
+    /// standalone server.
+    pub membership: Option<Proposer>,
 }
 
 /// Every error the admin API returns, as
@@ -59,12 +64,15 @@ pub enum ApiError {
     /// The request is malformed (400).
     #[error("{0}")]
     BadRequest(String),
-    /// Membership changes through the API are not implemented (501).
+    /// Membership changes on a standalone server (501).
     #[error(
-        "membership changes need an ensemble with dynamic reconfiguration, which is not \
-         available yet; change `members` in the config file and restart the servers one at a time"
+        "this server is standalone: membership changes need an ensemble; start the servers \
+         with a `members` list (an ensemble of one is a list with only this server)"
     )]
     MembershipChangeUnavailable,
+    /// A membership change was refused or did not complete.
+    #[error(transparent)]
+    Membership(#[from] MembershipError),
 }
 
 impl ApiError {
@@ -76,6 +84,12 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::MembershipChangeUnavailable => StatusCode::NOT_IMPLEMENTED,
+            ApiError::Membership(e) => match e {
+                MembershipError::Unknown(_) => StatusCode::NOT_FOUND,
+                MembershipError::Invalid(_) => StatusCode::BAD_REQUEST,
+                MembershipError::Aborted => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::CONFLICT,
+            },
         }
     }
 
@@ -87,6 +101,16 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::MembershipChangeUnavailable => "not_implemented",
+            ApiError::Membership(e) => match e {
+                MembershipError::NotLeader { .. } => "not_leader",
+                MembershipError::InProgress => "change_in_progress",
+                MembershipError::Exists(_) => "member_exists",
+                MembershipError::Unknown(_) => "unknown_member",
+                MembershipError::NotObserver(_) => "not_observer",
+                MembershipError::WouldLoseQuorum(_) => "would_lose_quorum",
+                MembershipError::Invalid(_) => "invalid_member",
+                MembershipError::Aborted => "aborted",
+            },
         }
     }
 }
@@ -132,17 +156,10 @@ pub fn router(state: AdminState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .route("/v1/status", get(status))
-        .route(
-            "/v1/members",
-            get(members)
-                .post(membership_change)
-                .put(membership_change)
-                .delete(membership_change),
-        )
-        .route(
-            "/v1/members/{id}",
-            get(member).put(membership_change).delete(membership_change),
-        )
+        .route("/v1/members", get(members).post(add_member))
+        .route("/v1/members/{id}", get(member).delete(remove_member))
+        .route("/v1/members/{id}/promote", post(promote_member))
+        .route("/v1/leader", post(transfer_leader))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -227,8 +244,75 @@ async fn member(
         })
 }
 
-async fn membership_change() -> ApiError {
-    ApiError::MembershipChangeUnavailable
+fn membership(state: &AdminState) -> Result<&Proposer, ApiError> {
+    state
+        .membership
+        .as_ref()
+        .ok_or(ApiError::MembershipChangeUnavailable)
+}
+
+fn parse_id(id: &str) -> Result<u64, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError::BadRequest(format!("member id {id:?} is not a number")))
+}
+
+/// `POST /v1/members` with a member (`id`, `zone`, `peer_addr`,
+/// `client_addr`, `role`): adds it; answers the new member list once the
+/// change is applied. Add voters as observers first and promote them once
+/// they have caught up (a voter that is not replicating yet is refused).
+async fn add_member(
+    State(state): State<AdminState>,
+    body: axum::body::Bytes,
+) -> Result<Json<Vec<MemberInfo>>, ApiError> {
+    let proposer = membership(&state)?;
+    let member: MemberInfo = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("expected a member as JSON: {e}")))?;
+    Ok(Json(
+        proposer.change_membership(MembershipChange::Add(member)).await?,
+    ))
+}
+
+/// `POST /v1/members/{id}/promote`: an observer becomes a voter.
+async fn promote_member(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<MemberInfo>>, ApiError> {
+    let id = parse_id(&id)?;
+    Ok(Json(
+        membership(&state)?
+            .change_membership(MembershipChange::Promote(id))
+            .await?,
+    ))
+}
+
+/// `DELETE /v1/members/{id}`: the member leaves the ensemble.
+async fn remove_member(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<MemberInfo>>, ApiError> {
+    let id = parse_id(&id)?;
+    Ok(Json(
+        membership(&state)?
+            .change_membership(MembershipChange::Remove(id))
+            .await?,
+    ))
+}
+
+#[derive(serde::Deserialize)]
+struct TransferRequest {
+    id: u64,
+}
+
+/// `POST /v1/leader` with `{"id": N}`: hands leadership to voter N.
+async fn transfer_leader(
+    State(state): State<AdminState>,
+    body: axum::body::Bytes,
+) -> Result<StatusCode, ApiError> {
+    let proposer = membership(&state)?;
+    let req: TransferRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!(r#"expected {{"id": N}}: {e}"#)))?;
+    proposer.transfer_leader(req.id).await?;
+    Ok(StatusCode::ACCEPTED)
 }
 
 async fn not_found(OriginalUri(uri): OriginalUri) -> ApiError {
@@ -257,6 +341,7 @@ mod tests {
         let state = AdminState {
             source: fake.clone(),
             metrics: Arc::new(Metrics::new()),
+            membership: None,
         };
         (state, fake)
     }
@@ -399,16 +484,16 @@ mod tests {
         assert_eq!(json(&body)["error"]["code"], "bad_request");
     }
 
-    /// Membership mutations come with the ensemble work: 501 with a JSON
-    /// error for now.
+    /// A standalone server has no membership to change: 501 with a JSON
+    /// error saying how to run an ensemble.
     #[tokio::test]
     async fn membership_changes_are_501() {
         let (state, _) = state_with(FakeStatus::leader_of_three());
         for (method, uri) in [
             ("POST", "/v1/members"),
-            ("DELETE", "/v1/members"),
             ("DELETE", "/v1/members/2"),
-            ("PUT", "/v1/members/2"),
+            ("POST", "/v1/members/2/promote"),
+            ("POST", "/v1/leader"),
         ] {
             let (code, ctype, body) = call(&state, method, uri).await;
             assert_eq!(code, StatusCode::NOT_IMPLEMENTED, "{method} {uri}");

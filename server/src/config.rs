@@ -335,6 +335,14 @@ pub struct Settings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fsync: Option<bool>,
 
+    /// This member joins an existing ensemble: on a new data directory it
+    /// starts with no membership and waits for the leader to add it
+    /// (`POST /v1/members` on the leader); `members` then only tells it
+    /// whom to reach. [default: false]
+    #[arg(long, env = "ZONEKEEPER_JOIN", value_name = "BOOL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub join: Option<bool>,
+
     /// Log filter in `tracing` EnvFilter syntax, e.g. `info` or
     /// `zonekeeper_server=debug,info`. [default: info]
     #[arg(long, env = "ZONEKEEPER_LOG_LEVEL", value_name = "FILTER")]
@@ -380,6 +388,7 @@ impl Settings {
             wal_segment_bytes: top.wal_segment_bytes.or(self.wal_segment_bytes),
             recovery_mode: top.recovery_mode.or(self.recovery_mode),
             fsync: top.fsync.or(self.fsync),
+            join: top.join.or(self.join),
             log_level: top.log_level.or(self.log_level),
             log_format: top.log_format.or(self.log_format),
             members: top.members.or(self.members),
@@ -522,6 +531,8 @@ pub struct Config {
     pub recovery_mode: RecoveryMode,
     /// fsync before acknowledging (never false in production).
     pub fsync: bool,
+    /// Join an existing ensemble instead of founding one (see `Settings`).
+    pub join: bool,
     /// `tracing` EnvFilter directive string.
     pub log_level: String,
     /// Log format.
@@ -736,6 +747,7 @@ impl Config {
             wal_segment_bytes,
             recovery_mode: s.recovery_mode.unwrap_or_default(),
             fsync: s.fsync.unwrap_or(true),
+            join: s.join.unwrap_or(false),
             log_level,
             log_format: s.log_format.unwrap_or_default(),
         })

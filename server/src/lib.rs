@@ -8,6 +8,7 @@
 //! - [`watch`]: the watch manager (one-time, persistent, recursive).
 //! - [`session`]: the session table and expiry clock.
 //! - [`txn`]: log entries: what the leader proposes and every member applies.
+//! - [`membership`]: the member list and the rules for changing it.
 //! - [`ops`]: one file per opcode: `prepare` (request → txn) and `apply`
 //!   (txn → tree change, reply and watch events).
 //! - [`state`]: tree + sessions + watches, and deterministic apply of a
@@ -43,6 +44,7 @@ pub mod consensus;
 pub mod dev;
 pub mod fourletter;
 pub mod hub;
+pub mod membership;
 pub mod metrics;
 pub mod ops;
 pub mod path;

@@ -18,8 +18,11 @@ use crate::config::{Config, MemberRole};
 use crate::conn::{self, ConnConfig, ConnCtx};
 use crate::consensus::{Consensus, ConsensusConfig, ConsensusError};
 use crate::hub::Hub;
+use crate::membership::MemberInfo;
 use crate::metrics::Metrics;
-use crate::status::{self, ConnectionInfo, Role, ServerStats, ServerStatus, SessionInfo, StatusSource};
+use crate::status::{
+    self, ConnectionInfo, MemberStatus, Role, ServerStats, ServerStatus, SessionInfo, StatusSource,
+};
 use crate::storage::RealDisk;
 use crate::transport::{PeerInfo, Transport, TransportMetrics};
 
@@ -123,6 +126,18 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         recovery_mode: config.recovery_mode,
         reap_interval: config.container_check_interval,
         fsync: config.fsync,
+        members: config
+            .members
+            .iter()
+            .map(|m| MemberInfo {
+                id: m.id,
+                zone: m.zone.clone(),
+                peer_addr: m.peer_addr.clone(),
+                client_addr: m.client_addr.clone(),
+                role: m.role,
+            })
+            .collect(),
+        join: config.join,
         voters: config
             .members
             .iter()
@@ -180,6 +195,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let admin_state = AdminState {
         source: source.clone(),
         metrics: metrics.clone(),
+        membership: (!config.is_standalone()).then(|| proposer.clone()),
     };
     let mut rx = shutdown_rx.clone();
     let admin = tokio::spawn(async move {
@@ -288,13 +304,36 @@ impl StatusSource for HubStatus {
         } else {
             Role::Follower
         };
+        // One lock for both figures: a second `state()` inside the struct
+        // literal would deadlock (temporaries live to the end of it).
+        let (last_zxid, replicated_members) = {
+            let state = self.hub.state();
+            let members: Vec<MemberStatus> = state
+                .members
+                .values()
+                .map(|m| MemberStatus {
+                    id: m.id,
+                    zone: m.zone.clone(),
+                    role: m.role.as_str().to_string(),
+                    client_addr: m.client_addr.clone(),
+                    peer_addr: m.peer_addr.clone(),
+                })
+                .collect();
+            (state.last_zxid, members)
+        };
         ServerStatus {
             id: self.config.id,
             zone: self.config.zone.clone(),
             role,
             leader_id: (leader != 0).then_some(leader),
-            last_zxid: self.hub.state().last_zxid,
-            members: self.config.member_statuses(),
+            last_zxid,
+            // The replicated member list once there is one (it follows
+            // runtime changes); the configured list before.
+            members: if replicated_members.is_empty() {
+                self.config.member_statuses()
+            } else {
+                replicated_members
+            },
             version: status::VERSION.to_string(),
             uptime_ms: self.hub.started.elapsed().as_millis() as u64,
             raft_term: r.term.load(Relaxed),

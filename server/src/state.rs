@@ -6,11 +6,14 @@
 //!
 //! Also the snapshot format of this state.
 
+use std::collections::BTreeMap;
+
 use proto::jute::{self, DecodeError, Reader, Record};
 use proto::records::Acl;
 use proto::response::ResponseBody;
 use proto::ErrorCode;
 
+use crate::membership::MemberInfo;
 use crate::ops::{self, WriteCtx};
 use crate::session::SessionTable;
 use crate::tree::{Change, DataTree, Node};
@@ -24,6 +27,10 @@ pub struct State {
     pub watches: WatchManager,
     /// zxid of the last applied entry.
     pub last_zxid: i64,
+    /// The ensemble's members and their addresses (empty when standalone),
+    /// changed by configuration-change entries; part of snapshots so a
+    /// restarted or new member knows whom to talk to.
+    pub members: BTreeMap<u64, MemberInfo>,
 }
 
 /// The outcome of applying one entry.
@@ -47,6 +54,7 @@ impl State {
             sessions: SessionTable::new(),
             watches: WatchManager::default(),
             last_zxid: 0,
+            members: BTreeMap::new(),
         }
     }
 
@@ -185,6 +193,10 @@ impl State {
             jute::write_i32(&mut out, s.timeout_ms as i32);
             jute::write_buffer(&mut out, &s.password);
         }
+        jute::write_i32(&mut out, self.members.len() as i32);
+        for m in self.members.values() {
+            crate::membership::encode_member(&mut out, m);
+        }
         out
     }
 
@@ -192,7 +204,8 @@ impl State {
     /// timeout from `now_ms`.
     pub fn decode_snapshot(buf: &[u8], now_ms: u64) -> Result<State, DecodeError> {
         let (&v, rest) = buf.split_first().ok_or(DecodeError::Truncated { needed: 1 })?;
-        if v != SNAPSHOT_VERSION {
+        // Version 1 had no member list.
+        if v != SNAPSHOT_VERSION && v != 1 {
             return Err(DecodeError::Invalid("unknown snapshot format version"));
         }
         let mut r = Reader::new(rest);
@@ -230,6 +243,14 @@ impl State {
             let password = r.read_buffer()?;
             sessions.insert(id, timeout, password, now_ms);
         }
+        let mut members = BTreeMap::new();
+        if v >= 2 {
+            let count = r.read_i32()?;
+            for _ in 0..count {
+                let m = crate::membership::decode_member(&mut r)?;
+                members.insert(m.id, m);
+            }
+        }
         r.finish()?;
         for (s, _) in tree.all_ephemerals() {
             if !sessions.contains(s) {
@@ -241,11 +262,12 @@ impl State {
             sessions,
             watches: WatchManager::default(),
             last_zxid,
+            members,
         })
     }
 }
 
-const SNAPSHOT_VERSION: u8 = 1;
+const SNAPSHOT_VERSION: u8 = 2;
 
 #[cfg(test)]
 mod tests {

@@ -14,7 +14,7 @@
 mod raft_log;
 mod store;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -30,10 +30,11 @@ use tracing::{debug, info, warn};
 
 use crate::acl::AuthInfo;
 use crate::hub::{send_frame, ConnInfo, Hub, Outbound};
+use crate::membership::{check_change, MemberInfo, MembershipChange, MembershipError};
 use crate::metrics::Metrics;
 use crate::state::{Applied, State};
 use crate::storage::{Disk, RecoveryMode, SnapshotStore, StorageError, Wal, WalOptions};
-use crate::transport::{PeerMessage, TransportHandle};
+use crate::transport::{PeerInfo, PeerMessage, TransportHandle};
 use crate::txn::{Txn, TxnKind};
 
 /// Why the consensus task stopped or could not start. Either way the server
@@ -60,6 +61,13 @@ pub struct ConsensusConfig {
     pub recovery_mode: RecoveryMode,
     /// How often the container/TTL reaper looks for candidates.
     pub reap_interval: Duration,
+    /// Members with their addresses, for a new data directory (with
+    /// `join`, only whom to talk to). Afterwards the member list lives in
+    /// the log and snapshots.
+    pub members: Vec<MemberInfo>,
+    /// This member joins an existing ensemble: it starts with no raft
+    /// configuration and waits for the leader to add it.
+    pub join: bool,
     /// The initial membership, used only when the data directory is new
     /// (afterwards membership lives in the log and snapshots): voting
     /// members, and observers (raft learners: they replicate and serve
@@ -82,6 +90,9 @@ pub struct ReplySink {
     pub xid: i32,
 }
 
+/// Who waits for a membership change: the member list once applied.
+type MembershipReply = oneshot::Sender<Result<Vec<MemberInfo>, MembershipError>>;
+
 /// A proposal of this server waiting for its entry to apply.
 struct Waiting {
     done: oneshot::Sender<Applied>,
@@ -98,6 +109,16 @@ pub enum Command {
         kind: TxnKind,
         reply: oneshot::Sender<Applied>,
         sink: Option<ReplySink>,
+    },
+    /// Change the membership by one step (leader only).
+    ChangeMembership {
+        change: MembershipChange,
+        reply: MembershipReply,
+    },
+    /// Hand leadership to another voter (leader only).
+    TransferLeader {
+        to: u64,
+        reply: oneshot::Sender<Result<(), MembershipError>>,
     },
     /// Create a session; the task picks its id.
     CreateSession {
@@ -134,6 +155,23 @@ impl Proposer {
         rx
     }
 
+    /// Starts a membership change; resolves when it has been applied (or
+    /// refused).
+    pub async fn change_membership(
+        &self,
+        change: MembershipChange,
+    ) -> Result<Vec<MemberInfo>, MembershipError> {
+        let (reply, rx) = oneshot::channel();
+        let _ = self.tx.send(Command::ChangeMembership { change, reply });
+        rx.await.unwrap_or(Err(MembershipError::Aborted))
+    }
+
+    pub async fn transfer_leader(&self, to: u64) -> Result<(), MembershipError> {
+        let (reply, rx) = oneshot::channel();
+        let _ = self.tx.send(Command::TransferLeader { to, reply });
+        rx.await.unwrap_or(Err(MembershipError::Aborted))
+    }
+
     pub fn create_session(&self, timeout_ms: u32, password: Vec<u8>) -> oneshot::Receiver<Applied> {
         let (reply, rx) = oneshot::channel();
         let _ = self.tx.send(Command::CreateSession {
@@ -168,6 +206,10 @@ fn corrupt_entry(cfg: &ConsensusConfig, entry: &Entry, e: impl std::fmt::Display
     }
 }
 
+/// How far behind the leader's log a member may be and still count as
+/// caught up for a membership change.
+const CAUGHT_UP_LAG: u64 = 100;
+
 pub fn zxid_of(term: u64, index: u64) -> i64 {
     ((term as i64) << 32) | (index as i64 & 0xffff_ffff)
 }
@@ -195,6 +237,9 @@ pub struct Consensus {
     applied_index: u64,
     applied_term: u64,
     snapshot_index: u64,
+    /// A membership change proposed and not yet applied: its entry index
+    /// and who waits for it.
+    pending_conf: Option<(u64, MembershipReply)>,
     /// Fired once the log recovered at startup is applied; see
     /// [`Consensus::caught_up`].
     caught_up: Option<oneshot::Sender<()>>,
@@ -243,7 +288,14 @@ impl Consensus {
                 snap.data = Default::default();
                 storage.mem.wl().apply_snapshot(snap)?;
             }
-            None => {
+            None if cfg.join => {
+                // Nothing yet: the leader adds us and sends a snapshot.
+                storage.mem.initialize_with_conf_state(ConfState::default());
+            }
+            None if !recovered.entries.is_empty() => {
+                // A log without a snapshot (written before bootstrap
+                // snapshots existed): it starts at index 1 from the
+                // configured membership.
                 let voters = if cfg.voters.is_empty() {
                     vec![cfg.id]
                 } else {
@@ -252,6 +304,36 @@ impl Consensus {
                 storage
                     .mem
                     .initialize_with_conf_state(ConfState::from((voters, cfg.observers.clone())));
+                state.members = cfg.members.iter().map(|m| (m.id, m.clone())).collect();
+            }
+            None => {
+                // A new ensemble: found it with a snapshot at index 1 that
+                // holds the initial state and membership, as raft-rs's own
+                // examples do. Members added later then always start from
+                // a snapshot, so they replay the log on top of the founding
+                // configuration instead of an empty one.
+                let voters = if cfg.voters.is_empty() {
+                    vec![cfg.id]
+                } else {
+                    cfg.voters.clone()
+                };
+                state.members = cfg.members.iter().map(|m| (m.id, m.clone())).collect();
+                let mut meta = raft::eraftpb::SnapshotMetadata {
+                    index: 1,
+                    term: 1,
+                    ..Default::default()
+                };
+                meta.set_conf_state(ConfState::from((voters, cfg.observers.clone())));
+                let data = state.encode_snapshot();
+                snapshots.save(&meta, &data)?;
+                let mut snap = Snapshot::default();
+                snap.set_metadata(meta);
+                snap.data = data.into();
+                storage.set_latest(snap.clone());
+                snap.data = Default::default();
+                storage.mem.wl().apply_snapshot(snap)?;
+                snapshot_index = 1;
+                snapshot_term = 1;
             }
         }
         let entries: Vec<Entry> = recovered
@@ -341,6 +423,7 @@ impl Consensus {
                 applied_index: snapshot_index,
                 applied_term: snapshot_term,
                 snapshot_index,
+                pending_conf: None,
                 caught_up: None,
             },
             hub,
@@ -440,6 +523,26 @@ impl Consensus {
             } => {
                 self.propose(session_id, auth, kind, Some(Waiting { done: reply, sink }));
             }
+            Command::ChangeMembership { change, reply } => match self.start_membership_change(change) {
+                Ok(index) => self.pending_conf = Some((index, reply)),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            Command::TransferLeader { to, reply } => {
+                let r = if !self.is_leader() {
+                    Err(MembershipError::NotLeader {
+                        leader_id: self.raw.raft.leader_id,
+                    })
+                } else if !self.raw.raft.prs().conf().voters().contains(to) {
+                    Err(MembershipError::Unknown(to))
+                } else {
+                    info!(to, "transferring leadership");
+                    self.raw.transfer_leader(to);
+                    Ok(())
+                };
+                let _ = reply.send(r);
+            }
             Command::CreateSession {
                 timeout_ms,
                 password,
@@ -509,6 +612,73 @@ impl Consensus {
             Err(e) => {
                 debug!(error = %e, "proposal dropped");
                 false
+            }
+        }
+    }
+
+    /// Checks and proposes one membership step; returns the index of its
+    /// configuration-change entry.
+    fn start_membership_change(&mut self, change: MembershipChange) -> Result<u64, MembershipError> {
+        if !self.is_leader() {
+            return Err(MembershipError::NotLeader {
+                leader_id: self.raw.raft.leader_id,
+            });
+        }
+        if self.pending_conf.is_some() || self.raw.raft.has_pending_conf() {
+            return Err(MembershipError::InProgress);
+        }
+        let voters: BTreeSet<u64> = self.raw.raft.prs().conf().voters().ids().iter().collect();
+        // Live: connected now (a dead process closes its connection at
+        // once, while raft's `recent_active` lags up to an election
+        // timeout), heard from recently, and caught up with the log (a
+        // member that answers heartbeats but lacks the log cannot help
+        // commit).
+        let last = self.raw.raft.raft_log.last_index();
+        let connected: BTreeSet<u64> = self
+            .transport
+            .as_ref()
+            .map(|t| {
+                t.stats()
+                    .into_iter()
+                    .filter(|s| s.connected)
+                    .map(|s| s.id)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut active: BTreeSet<u64> = self
+            .raw
+            .raft
+            .prs()
+            .iter()
+            .filter(|(id, p)| connected.contains(id) && p.recent_active && p.matched + CAUGHT_UP_LAG >= last)
+            .map(|(id, _)| *id)
+            .collect();
+        active.insert(self.cfg.id);
+        let members = self.hub.state().members.clone();
+        check_change(&members, &voters, &active, &change)?;
+        info!(?change, "proposing a membership change");
+        self.raw
+            .propose_conf_change(vec![], change.to_conf_change())
+            .map_err(|_| MembershipError::Aborted)?;
+        Ok(self.raw.raft.raft_log.last_index())
+    }
+
+    /// Peers to keep connections to: every member the state knows.
+    fn sync_peers(&self) {
+        if let Some(t) = &self.transport {
+            let peers: Vec<PeerInfo> = self
+                .hub
+                .state()
+                .members
+                .values()
+                .map(|m| PeerInfo {
+                    id: m.id,
+                    zone: m.zone.clone(),
+                    addr: m.peer_addr.clone(),
+                })
+                .collect();
+            if !peers.is_empty() {
+                t.update_peers(peers);
             }
         }
     }
@@ -604,6 +774,7 @@ impl Consensus {
         self.applied_term = meta.term;
         self.snapshot_index = meta.index;
         info!(index = meta.index, "installed a snapshot from the leader");
+        self.sync_peers();
         Ok(())
     }
 
@@ -622,6 +793,9 @@ impl Consensus {
             self.hub.state().sessions.reset_deadlines(now);
         }
         if self.last_term != 0 && term != self.last_term {
+            if let Some((_, reply)) = self.pending_conf.take() {
+                let _ = reply.send(Err(MembershipError::Aborted));
+            }
             self.pending.clear();
             self.closing.clear();
             self.reaping.clear();
@@ -737,6 +911,21 @@ impl Consensus {
                         .map_err(|e| corrupt_entry(&self.cfg, &entry, e))?;
                     let cs = self.raw.apply_conf_change(&cc)?;
                     self.raw.store().mem.wl().set_conf_state(cs);
+                    if !cc.context.is_empty() {
+                        let change = MembershipChange::decode(&cc.context)
+                            .map_err(|e| corrupt_entry(&self.cfg, &entry, e))?;
+                        let members = {
+                            let mut state = self.hub.state();
+                            change.apply(&mut state.members);
+                            state.members.values().cloned().collect::<Vec<_>>()
+                        };
+                        info!(?change, index = entry.index, "membership changed");
+                        self.sync_peers();
+                        if self.pending_conf.as_ref().is_some_and(|(i, _)| *i == entry.index) {
+                            let (_, reply) = self.pending_conf.take().expect("checked");
+                            let _ = reply.send(Ok(members));
+                        }
+                    }
                     continue;
                 }
                 // A new leader's empty entry.
@@ -790,7 +979,8 @@ impl Consensus {
     }
 
     fn maybe_snapshot(&mut self) -> Result<(), ConsensusError> {
-        if self.applied_index < self.snapshot_index + self.cfg.snapshot_every {
+        let wanted = self.raw.store().take_wanted() && self.applied_index > self.snapshot_index;
+        if !wanted && self.applied_index < self.snapshot_index + self.cfg.snapshot_every {
             return Ok(());
         }
         let t = Instant::now();

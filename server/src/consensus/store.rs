@@ -6,6 +6,7 @@
 //! `MemStorage` alone would send followers snapshot metadata without the
 //! data; this wrapper is the only reason it exists.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use raft::eraftpb::{Entry, Snapshot};
@@ -17,6 +18,9 @@ pub struct RaftStore {
     pub mem: MemStorage,
     /// The newest snapshot taken or received, with its data.
     latest: Arc<Mutex<Snapshot>>,
+    /// Raft needed a snapshot the latest one cannot serve (too old, or from
+    /// before the receiver joined): the consensus task takes one soon.
+    wanted: Arc<AtomicBool>,
 }
 
 impl RaftStore {
@@ -24,7 +28,13 @@ impl RaftStore {
         RaftStore {
             mem,
             latest: Arc::new(Mutex::new(Snapshot::default())),
+            wanted: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Whether raft asked for a fresher snapshot since the last call.
+    pub fn take_wanted(&self) -> bool {
+        self.wanted.swap(false, Ordering::Relaxed)
     }
 
     /// Records the newest snapshot; raft hands it to followers that need
@@ -64,9 +74,16 @@ impl Storage for RaftStore {
     /// The newest full snapshot. If it is older than what raft asks for
     /// (the follower needs entries the snapshot lacks but the log has
     /// compacted), raft retries later; a new snapshot is taken on schedule.
-    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
         let snap = self.latest.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        if snap.get_metadata().index == 0 || snap.get_metadata().index < request_index {
+        let meta = snap.get_metadata();
+        let cs = meta.get_conf_state();
+        // raft-rs refuses a snapshot whose configuration lacks the
+        // receiver, so a member added after the latest snapshot needs a
+        // new one.
+        let includes_receiver = cs.voters.contains(&to) || cs.learners.contains(&to);
+        if meta.index == 0 || meta.index < request_index || !includes_receiver {
+            self.wanted.store(true, Ordering::Relaxed);
             return Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable));
         }
         Ok(snap)
