@@ -1,0 +1,4 @@
+//! zonekeeper-operator: the Kubernetes controller of `CoordinationCluster`.
+pub mod crd;
+pub mod desired;
+pub mod ids;
