@@ -1,7 +1,5 @@
+//! Prints the `CoordinationCluster` CRD as YAML (`manifests/crd.yaml` is
+//! this output; a test fails when the file is stale).
 fn main() {
-    use kube::CustomResourceExt;
-    print!(
-        "{}",
-        serde_yaml::to_string(&zonekeeper_operator::crd::CoordinationCluster::crd()).unwrap()
-    );
+    print!("{}", zonekeeper_operator::crd::crd_yaml());
 }
