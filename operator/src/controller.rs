@@ -340,3 +340,316 @@ pub async fn run(ctx: Arc<Context>) {
         })
         .await;
 }
+
+#[cfg(test)]
+mod test {
+    //! Reconcile against the mock API server: each test is one Scenario,
+    //! asserting the exact calls (fixtures.rs) and then the status written.
+
+    use super::*;
+    use crate::fixtures::{pod, settled, Scenario};
+    use crate::status::phase;
+    use serde_json::Value;
+
+    async fn timeout_after_1s(handle: tokio::task::JoinHandle<Vec<Value>>) -> Vec<Value> {
+        tokio::time::timeout(Duration::from_secs(1), handle)
+            .await
+            .expect("the scenario finished within 1 s (a call it expects was not made)")
+            .expect("the scenario's assertions held")
+    }
+
+    fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
+        status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == type_)
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn create_records_ids_first_then_applies_everything_then_writes_status() {
+        let (ctx, verifier) = Context::test();
+        let cc = CoordinationCluster::test();
+        let mocked = verifier.run(Scenario::Create(cc.clone()));
+        let action = reconcile(Arc::new(cc), ctx.clone())
+            .await
+            .expect("reconcile succeeds");
+        let statuses = timeout_after_1s(mocked).await;
+        assert_eq!(action, Action::requeue(PROGRESS));
+
+        // the first write is the id allocation alone
+        let ids: Vec<_> = statuses[0]["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].clone())
+            .collect();
+        assert_eq!(ids, [1, 2, 3]);
+        assert_eq!(statuses[0]["nextMemberId"], 4);
+        assert!(statuses[0].get("phase").is_none());
+        // the last one the observed state: nothing runs yet
+        let s = &statuses[1];
+        assert_eq!(s["phase"], phase::PENDING);
+        assert_eq!(s["readyMembers"], 0);
+        assert_eq!(s["nextMemberId"], 4);
+        assert_eq!(s["observedGeneration"], 1);
+        assert_eq!(s["members"][2]["pod"], "coord-c-0");
+        assert_eq!(s["members"][2]["ready"], false);
+        assert_eq!(s["zones"][0]["clientEndpoint"], "coord-client-a.default.svc:2181");
+        assert_eq!(condition(s, "Ready")["status"], "False");
+        assert_eq!(condition(s, "Progressing")["status"], "True");
+        assert_eq!(ctx.metrics.actions.with_label_values(&["allocate_ids"]).get(), 1);
+    }
+
+    fn running(
+        cc: &CoordinationCluster,
+        revision_of: impl Fn(&str) -> &'static str,
+    ) -> (Vec<StatefulSet>, Vec<Pod>) {
+        let d = desired(cc, Platform::KUBERNETES_1_28).unwrap();
+        let sets: Vec<StatefulSet> = d
+            .objects
+            .iter()
+            .filter_map(|o| match o {
+                Object::StatefulSet(s) => Some(settled(s, "rev-2")),
+                _ => None,
+            })
+            .collect();
+        let pods = d
+            .members
+            .iter()
+            .map(|m| pod(&m.pod, &format!("coord-{}", m.zone), revision_of(&m.pod), true))
+            .collect();
+        (sets, pods)
+    }
+
+    #[tokio::test]
+    async fn steady_state_applies_and_reports_running_without_touching_ids() {
+        let (ctx, verifier) = Context::test();
+        let cc = CoordinationCluster::test().allocated();
+        let (sets, pods) = running(&cc, |_| "rev-2");
+        let scenario = Scenario::Steady {
+            cc: cc.clone(),
+            sets,
+            services: vec![],
+            pods,
+            prune: vec![],
+            restart: None,
+        };
+        let mocked = verifier.run(scenario);
+        let action = reconcile(Arc::new(cc), ctx).await.unwrap();
+        let statuses = timeout_after_1s(mocked).await;
+        assert_eq!(statuses.len(), 1, "no id write when nothing changed");
+        assert_eq!(statuses[0]["phase"], phase::RUNNING);
+        assert_eq!(statuses[0]["readyMembers"], 3);
+        assert_eq!(condition(&statuses[0], "Ready")["status"], "True");
+        assert_eq!(condition(&statuses[0], "Degraded")["status"], "False");
+        assert_eq!(action, Action::requeue(RESYNC));
+    }
+
+    #[tokio::test]
+    async fn scale_up_allocates_new_ids_and_keeps_old_ones() {
+        let (ctx, verifier) = Context::test();
+        let cc = CoordinationCluster::test()
+            .allocated()
+            .with_zones(&[("a", 3, 0), ("b", 1, 0), ("c", 1, 1)]);
+        let mocked = verifier.run(Scenario::Create(cc.clone()));
+        reconcile(Arc::new(cc), ctx).await.unwrap();
+        let statuses = timeout_after_1s(mocked).await;
+        let ids: Vec<_> = statuses[0]["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["pod"].as_str().unwrap().to_string(), m["id"].as_i64().unwrap()))
+            .collect();
+        let want = [
+            ("coord-a-0", 1),
+            ("coord-a-1", 4),
+            ("coord-a-2", 5),
+            ("coord-b-0", 2),
+            ("coord-c-0", 3),
+            ("coord-c-1", 6),
+        ];
+        assert_eq!(ids, want.map(|(p, i)| (p.to_string(), i)));
+        assert_eq!(statuses[0]["nextMemberId"], 7);
+    }
+
+    #[tokio::test]
+    async fn removed_zone_is_pruned_and_its_ids_retired() {
+        let (ctx, verifier) = Context::test();
+        let before = CoordinationCluster::test().allocated(); // a:1 b:2 c:3
+        let (mut sets, pods) = running(&before, |_| "rev-2");
+        sets.retain(|s| s.name_any() == "coord-c");
+        // zone c goes, a gets a second voter, d an observer; ids recorded
+        let cc = before
+            .with_zones(&[("a", 2, 0), ("b", 1, 0), ("d", 0, 1)])
+            .allocated();
+        let owner = serde_json::json!([{"apiVersion": "zonekeeper.io/v1alpha1", "kind": "CoordinationCluster",
+            "name": "coord", "uid": "11111111-2222-3333-4444-555555555555"}]);
+        let services = vec![
+            serde_json::json!({"metadata": {"name": "coord-client-c", "namespace": "default", "ownerReferences": owner}}),
+            serde_json::json!({"metadata": {"name": "coord-client-x", "namespace": "default"}}),
+        ];
+        let scenario = Scenario::Steady {
+            cc: cc.clone(),
+            sets,
+            services,
+            pods,
+            prune: vec![
+                ("StatefulSet", "coord-c".into()),
+                ("Service", "coord-client-c".into()),
+            ],
+            restart: None,
+        };
+        let mocked = verifier.run(scenario);
+        reconcile(Arc::new(cc), ctx.clone()).await.unwrap();
+        let statuses = timeout_after_1s(mocked).await;
+        let ids: Vec<_> = statuses[0]["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(ids, [1, 4, 2, 5], "c's id 3 is retired; new slots get fresh ids");
+        assert_eq!(statuses[0]["nextMemberId"], 6);
+        assert_eq!(
+            ctx.metrics.actions.with_label_values(&["prune"]).get(),
+            2,
+            "not the Service it does not own"
+        );
+    }
+
+    #[tokio::test]
+    async fn rolling_restart_deletes_one_observer_before_voters() {
+        let (ctx, verifier) = Context::test();
+        let cc = CoordinationCluster::test()
+            .with_zones(&[("a", 1, 1), ("b", 1, 0), ("c", 1, 0)])
+            .allocated();
+        let (sets, pods) = running(&cc, |_| "rev-1");
+        let scenario = Scenario::Steady {
+            cc: cc.clone(),
+            sets,
+            services: vec![],
+            pods,
+            prune: vec![],
+            restart: Some("coord-a-1".into()),
+        };
+        let mocked = verifier.run(scenario);
+        let action = reconcile(Arc::new(cc), ctx).await.unwrap();
+        let statuses = timeout_after_1s(mocked).await;
+        assert_eq!(
+            statuses[0]["phase"],
+            phase::DEGRADED,
+            "members on an old revision"
+        );
+        assert_eq!(condition(&statuses[0], "Progressing")["reason"], "RollingRestart");
+        assert_eq!(action, Action::requeue(PROGRESS));
+    }
+
+    #[tokio::test]
+    async fn rolling_restart_takes_the_leader_last() {
+        let (ctx, verifier) = Context::test();
+        let mut cc = CoordinationCluster::test().allocated();
+        cc.status.as_mut().unwrap().leader = Some(3);
+        let (sets, pods) = running(&cc, |p| if p == "coord-b-0" { "rev-2" } else { "rev-1" });
+        let scenario = Scenario::Steady {
+            cc: cc.clone(),
+            sets,
+            services: vec![],
+            pods,
+            prune: vec![],
+            restart: Some("coord-a-0".into()),
+        };
+        let mocked = verifier.run(scenario);
+        reconcile(Arc::new(cc), ctx).await.unwrap();
+        timeout_after_1s(mocked).await;
+    }
+
+    #[tokio::test]
+    async fn no_restart_while_a_member_is_not_ready() {
+        let (ctx, verifier) = Context::test();
+        let cc = CoordinationCluster::test().allocated();
+        let (sets, mut pods) = running(&cc, |_| "rev-1");
+        pods[1] = pod("coord-b-0", "coord-b", "rev-1", false);
+        let scenario = Scenario::Steady {
+            cc: cc.clone(),
+            sets,
+            services: vec![],
+            pods,
+            prune: vec![],
+            restart: None,
+        };
+        let mocked = verifier.run(scenario);
+        reconcile(Arc::new(cc), ctx).await.unwrap();
+        let statuses = timeout_after_1s(mocked).await;
+        assert_eq!(statuses[0]["readyMembers"], 2);
+        assert_eq!(statuses[0]["members"][1]["ready"], false);
+        assert_eq!(condition(&statuses[0], "Degraded")["status"], "True");
+    }
+
+    #[tokio::test]
+    async fn paused_only_writes_status() {
+        let (ctx, verifier) = Context::test();
+        let cc = CoordinationCluster::test().allocated().paused();
+        let mocked = verifier.run(Scenario::Paused(cc.clone()));
+        let action = reconcile(Arc::new(cc), ctx).await.unwrap();
+        let statuses = timeout_after_1s(mocked).await;
+        assert_eq!(statuses[0]["phase"], phase::PAUSED);
+        assert_eq!(
+            statuses[0]["members"].as_array().unwrap().len(),
+            3,
+            "ids are kept while paused"
+        );
+        assert_eq!(action, Action::requeue(RESYNC));
+    }
+
+    #[tokio::test]
+    async fn invalid_spec_is_reported_and_nothing_applied() {
+        let (ctx, verifier) = Context::test();
+        // four voters: refused by the CRD's CEL rule, and again here
+        let cc = CoordinationCluster::test().with_zones(&[("a", 2, 0), ("b", 2, 0)]);
+        let mocked = verifier.run(Scenario::Invalid(cc.clone()));
+        let action = reconcile(Arc::new(cc), ctx).await.unwrap();
+        let statuses = timeout_after_1s(mocked).await;
+        assert_eq!(statuses[0]["phase"], phase::INVALID);
+        let ready = condition(&statuses[0], "Ready");
+        assert_eq!(ready["reason"], "InvalidSpec");
+        assert!(ready["message"].as_str().unwrap().contains("4 voters"), "{ready}");
+        assert_eq!(action, Action::await_change());
+    }
+
+    #[tokio::test]
+    async fn a_deleted_cluster_is_left_to_the_garbage_collector() {
+        let (ctx, _verifier) = Context::test();
+        let mut cc = CoordinationCluster::test();
+        cc.metadata.deletion_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH));
+        let action = reconcile(Arc::new(cc), ctx).await.unwrap();
+        assert_eq!(action, Action::await_change());
+    }
+
+    #[tokio::test]
+    async fn api_errors_are_counted_and_retried() {
+        let (ctx, verifier) = Context::test();
+        let cc = CoordinationCluster::test().allocated();
+        let server = tokio::spawn(async move {
+            let mut handle = verifier.0;
+            let (_request, send) = handle.next_request().await.unwrap();
+            let body = serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "message": "etcd is down", "reason": "InternalError", "code": 500});
+            send.send_response(
+                http::Response::builder()
+                    .status(500)
+                    .body(kube::client::Body::from(serde_json::to_vec(&body).unwrap()))
+                    .unwrap(),
+            );
+        });
+        let cc = Arc::new(cc);
+        let err = reconcile(cc.clone(), ctx.clone())
+            .await
+            .expect_err("the apply failed");
+        server.await.unwrap();
+        assert_eq!(err.metric_label(), "kube");
+        assert_eq!(error_policy(cc, &err, ctx.clone()), Action::requeue(RETRY));
+        assert_eq!(ctx.metrics.failures.with_label_values(&["kube"]).get(), 1);
+    }
+}

@@ -87,6 +87,8 @@ impl Platform {
 }
 
 /// A child object. Typed, so that each is built from k8s-openapi types.
+/// (Few and short-lived: the size difference between variants is harmless.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Object {
     ConfigMap(ConfigMap),

@@ -88,3 +88,136 @@ pub fn allocate(cc: &CoordinationCluster) -> Result<Allocation, Invalid> {
         next_member_id: next,
     })
 }
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::crd::CoordinationClusterStatus;
+
+    fn ids(cc: &CoordinationCluster) -> Vec<(String, i64)> {
+        allocate(cc)
+            .unwrap()
+            .members
+            .into_iter()
+            .map(|m| (m.pod, m.id))
+            .collect()
+    }
+
+    fn pairs(v: &[(&str, i64)]) -> Vec<(String, i64)> {
+        v.iter().map(|(p, i)| (p.to_string(), *i)).collect()
+    }
+
+    #[test]
+    fn first_allocation_numbers_zone_then_ordinal_from_one() {
+        let cc = CoordinationCluster::test().with_zones(&[("a", 2, 1), ("b", 1, 0)]);
+        assert_eq!(
+            ids(&cc),
+            pairs(&[
+                ("coord-a-0", 1),
+                ("coord-a-1", 2),
+                ("coord-a-2", 3),
+                ("coord-b-0", 4)
+            ])
+        );
+        assert_eq!(allocate(&cc).unwrap().next_member_id, 5);
+        let roles: Vec<_> = allocate(&cc).unwrap().members.iter().map(|m| m.role).collect();
+        assert_eq!(
+            roles,
+            [
+                MemberRole::Voter,
+                MemberRole::Voter,
+                MemberRole::Observer,
+                MemberRole::Voter
+            ]
+        );
+    }
+
+    #[test]
+    fn allocation_is_stable_when_nothing_changes() {
+        let cc = CoordinationCluster::test().allocated();
+        let again = allocate(&cc).unwrap();
+        assert_eq!(
+            Some(again.next_member_id),
+            cc.status.as_ref().unwrap().next_member_id
+        );
+        assert_eq!(again.members, cc.status.unwrap().members);
+    }
+
+    #[test]
+    fn scale_down_then_up_never_reuses_an_id() {
+        let three = CoordinationCluster::test().with_zones(&[("a", 3, 0)]).allocated();
+        assert_eq!(
+            ids(&three),
+            pairs(&[("coord-a-0", 1), ("coord-a-1", 2), ("coord-a-2", 3)])
+        );
+        let one = three.with_zones(&[("a", 1, 0)]).allocated();
+        assert_eq!(ids(&one), pairs(&[("coord-a-0", 1)]));
+        assert_eq!(
+            one.status.as_ref().unwrap().next_member_id,
+            Some(4),
+            "the counter does not go back"
+        );
+        let three_again = one.with_zones(&[("a", 3, 0)]).allocated();
+        assert_eq!(
+            ids(&three_again),
+            pairs(&[("coord-a-0", 1), ("coord-a-1", 4), ("coord-a-2", 5)])
+        );
+    }
+
+    #[test]
+    fn a_role_change_is_a_new_member() {
+        // ordinal 1 of zone a is an observer, then becomes a voter
+        let before = CoordinationCluster::test()
+            .with_zones(&[("a", 1, 1), ("b", 1, 0), ("c", 1, 0)])
+            .allocated();
+        assert_eq!(ids(&before)[1], ("coord-a-1".to_string(), 2));
+        let after = before.with_zones(&[("a", 3, 0), ("b", 1, 0), ("c", 1, 0)]);
+        assert_eq!(
+            ids(&after),
+            pairs(&[
+                ("coord-a-0", 1),
+                ("coord-a-1", 5),
+                ("coord-a-2", 6),
+                ("coord-b-0", 3),
+                ("coord-c-0", 4)
+            ])
+        );
+    }
+
+    #[test]
+    fn zone_removed_and_added_back_gets_fresh_ids() {
+        let cc = CoordinationCluster::test().allocated(); // a:1 b:2 c:3
+        let without_c = cc
+            .with_zones(&[("a", 1, 0), ("b", 1, 0), ("d", 1, 0)])
+            .allocated();
+        assert_eq!(
+            ids(&without_c),
+            pairs(&[("coord-a-0", 1), ("coord-b-0", 2), ("coord-d-0", 4)])
+        );
+        let c_back = without_c.with_zones(&[("a", 1, 0), ("b", 1, 0), ("c", 1, 0)]);
+        assert_eq!(
+            ids(&c_back),
+            pairs(&[("coord-a-0", 1), ("coord-b-0", 2), ("coord-c-0", 5)])
+        );
+    }
+
+    #[test]
+    fn a_lost_counter_is_rebuilt_above_every_recorded_id() {
+        let mut cc = CoordinationCluster::test().allocated();
+        cc.status.as_mut().unwrap().next_member_id = None;
+        let more = cc.with_zones(&[("a", 2, 0), ("b", 1, 0), ("c", 0, 0)]);
+        assert_eq!(allocate(&more).unwrap().members[1].id, 4);
+    }
+
+    #[test]
+    fn ids_run_out_at_255_instead_of_wrapping() {
+        let mut cc = CoordinationCluster::test().with_zones(&[("a", 1, 1)]);
+        cc.status = Some(CoordinationClusterStatus {
+            next_member_id: Some(255),
+            ..Default::default()
+        });
+        assert_eq!(allocate(&cc), Err(Invalid::IdsExhausted(256)));
+        cc.spec.zones[0].observers = 0;
+        assert_eq!(ids(&cc), pairs(&[("coord-a-0", 255)]));
+    }
+}

@@ -139,7 +139,7 @@ pub fn observe(
             "QuorumLost",
             format!("{ready_voters}/{voters} voters ready: no write quorum"),
         )
-    } else if ready < total && previous.phase.is_some() && phase != phase::PENDING {
+    } else if ready < total && phase == phase::DEGRADED {
         (
             "True",
             "MembersDown",
