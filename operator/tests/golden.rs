@@ -99,3 +99,16 @@ fn crd_yaml_is_current() {
     }
     compare(&path, &zonekeeper_operator::crd::crd_yaml());
 }
+
+#[test]
+fn chart_crd_is_current() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../charts/zonekeeper-operator/crds/coordinationclusters.zonekeeper.io.yaml");
+    if !update() && std::fs::read_to_string(&path).ok().as_deref() != Some(&zonekeeper_operator::crd::crd_yaml()) {
+        panic!(
+            "the chart's CRD is stale: run `UPDATE_GOLDEN=1 cargo test -p zonekeeper-operator --test golden` \
+             (it must equal manifests/crd.yaml)"
+        );
+    }
+    compare(&path, &zonekeeper_operator::crd::crd_yaml());
+}
