@@ -104,7 +104,9 @@ fn crd_yaml_is_current() {
 fn chart_crd_is_current() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../charts/zonekeeper-operator/crds/coordinationclusters.zonekeeper.io.yaml");
-    if !update() && std::fs::read_to_string(&path).ok().as_deref() != Some(&zonekeeper_operator::crd::crd_yaml()) {
+    if !update()
+        && std::fs::read_to_string(&path).ok().as_deref() != Some(&zonekeeper_operator::crd::crd_yaml())
+    {
         panic!(
             "the chart's CRD is stale: run `UPDATE_GOLDEN=1 cargo test -p zonekeeper-operator --test golden` \
              (it must equal manifests/crd.yaml)"
