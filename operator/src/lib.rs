@@ -1,0 +1,48 @@
+//! zonekeeper-operator: the Kubernetes controller of `CoordinationCluster`.
+//!
+//! # Layout
+//! - [`crd`]: the `CoordinationCluster` CRD types and their validation.
+//! - [`ids`]: server id allocation (stable, never reused).
+//! - [`desired`]: the child objects as a pure function of the resource.
+//! - [`status`]: the reported status as a pure function of what was seen.
+//! - [`controller`]: reconcile (server-side apply), error policy, run.
+//! - [`render`]: `zonekeeper-operator render FILE`, desired objects as YAML.
+//! - [`metrics`], [`telemetry`], [`http`]: observability and the HTTP port.
+
+pub mod controller;
+pub mod crd;
+pub mod desired;
+pub mod http;
+pub mod ids;
+pub mod metrics;
+pub mod render;
+pub mod status;
+pub mod telemetry;
+
+#[cfg(test)]
+pub mod fixtures;
+
+/// Everything a reconcile can fail with; each variant is a metric label.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("the resource has no namespace")]
+    NoNamespace,
+    #[error("CRD {0} is not installed; install it with: {install}", install = controller::INSTALL_CRD)]
+    CrdMissing(String),
+}
+
+impl Error {
+    /// The `error` label of `zonekeeper_operator_reconcile_failures_total`.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube",
+            Error::NoNamespace => "no_namespace",
+            Error::CrdMissing(_) => "crd_missing",
+        }
+    }
+}
+
+/// Result with the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

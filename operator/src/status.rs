@@ -1,0 +1,306 @@
+//! The status the operator reports, as a pure function of what it saw.
+//!
+//! Owns: [`observe`], which folds the desired members and the pods and
+//! StatefulSets read back from the API server into a
+//! [`CoordinationClusterStatus`] (phase, conditions, per-member readiness,
+//! per-zone endpoints), and [`restart_candidate`], which picks the one pod a
+//! quorum-safe rolling restart may delete next.
+//!
+//! Must not: do I/O. The clock comes in as an argument, and a condition keeps
+//! its `lastTransitionTime` while its status does not change, so writing the
+//! same status twice changes nothing.
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::ResourceExt;
+
+use crate::crd::{CoordinationCluster, CoordinationClusterStatus, MemberRole, ZoneStatus};
+use crate::desired::{Desired, Names};
+
+/// Phases, as shown by `kubectl get cc`.
+pub mod phase {
+    pub const PENDING: &str = "Pending";
+    pub const RUNNING: &str = "Running";
+    pub const DEGRADED: &str = "Degraded";
+    pub const PAUSED: &str = "Paused";
+    pub const INVALID: &str = "Invalid";
+}
+
+/// Whether a pod's `Ready` condition is true.
+pub fn pod_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Whether a pod runs its StatefulSet's current template.
+fn pod_current(pod: &Pod, sets: &[StatefulSet]) -> bool {
+    let Some(owner) = pod.owner_references().iter().find(|o| o.kind == "StatefulSet") else {
+        return true;
+    };
+    let Some(update) = sets
+        .iter()
+        .find(|s| s.name_any() == owner.name)
+        .and_then(|s| s.status.as_ref())
+        .and_then(|s| s.update_revision.clone())
+    else {
+        return true;
+    };
+    pod.labels().get("controller-revision-hash") == Some(&update)
+}
+
+/// The status for `cc` given what was applied and what runs.
+pub fn observe(
+    cc: &CoordinationCluster,
+    desired: &Desired,
+    sets: &[StatefulSet],
+    pods: &[Pod],
+    now: &Time,
+) -> CoordinationClusterStatus {
+    let names = Names::new(cc, &cc.namespace().unwrap_or_default());
+    let previous = cc.status.clone().unwrap_or_default();
+    let find = |name: &str| pods.iter().find(|p| p.name_any() == name);
+
+    let mut members = desired.members.clone();
+    for m in &mut members {
+        m.ready = Some(find(&m.pod).is_some_and(pod_ready));
+    }
+    let ready = members.iter().filter(|m| m.ready == Some(true)).count() as i32;
+    let total = members.len() as i32;
+    let voters = members.iter().filter(|m| m.role == MemberRole::Voter).count();
+    let ready_voters = members
+        .iter()
+        .filter(|m| m.role == MemberRole::Voter && m.ready == Some(true))
+        .count();
+    let quorum = ready_voters > voters / 2;
+    let outdated = members
+        .iter()
+        .filter(|m| find(&m.pod).is_some_and(|p| !pod_current(p, sets)))
+        .count();
+
+    let zones = cc
+        .spec
+        .zones
+        .iter()
+        .map(|z| ZoneStatus {
+            name: z.name.clone(),
+            client_endpoint: names.client_endpoint(&names.zone_client_service(&z.name)),
+            ready_members: members
+                .iter()
+                .filter(|m| m.zone == z.name && m.ready == Some(true))
+                .count() as i32,
+        })
+        .collect();
+
+    let phase = if ready == total && outdated == 0 {
+        phase::RUNNING
+    } else if ready == 0 && previous.phase.as_deref() != Some(phase::RUNNING) {
+        phase::PENDING
+    } else {
+        phase::DEGRADED
+    };
+    let (ready_status, ready_reason, ready_message) = if ready == total {
+        (
+            "True",
+            "AllMembersReady",
+            format!("{ready}/{total} members ready"),
+        )
+    } else {
+        (
+            "False",
+            "MembersNotReady",
+            format!("{ready}/{total} members ready"),
+        )
+    };
+    let (prog_status, prog_reason, prog_message) = if ready < total {
+        (
+            "True",
+            "WaitingForMembers",
+            format!("waiting for {} member(s) to become ready", total - ready),
+        )
+    } else if outdated > 0 {
+        (
+            "True",
+            "RollingRestart",
+            format!("{outdated} member(s) to restart onto the current config"),
+        )
+    } else {
+        (
+            "False",
+            "UpToDate",
+            "every member runs the current config".to_string(),
+        )
+    };
+    let (deg_status, deg_reason, deg_message) = if !quorum && ready < total {
+        (
+            "True",
+            "QuorumLost",
+            format!("{ready_voters}/{voters} voters ready: no write quorum"),
+        )
+    } else if ready < total && phase == phase::DEGRADED {
+        (
+            "True",
+            "MembersDown",
+            format!("{}/{total} members not ready", total - ready),
+        )
+    } else {
+        ("False", "Healthy", "no member is down".to_string())
+    };
+    let generation = cc.metadata.generation;
+    let conditions = vec![
+        condition(
+            &previous.conditions,
+            "Ready",
+            ready_status,
+            ready_reason,
+            ready_message,
+            generation,
+            now,
+        ),
+        condition(
+            &previous.conditions,
+            "Progressing",
+            prog_status,
+            prog_reason,
+            prog_message,
+            generation,
+            now,
+        ),
+        condition(
+            &previous.conditions,
+            "Degraded",
+            deg_status,
+            deg_reason,
+            deg_message,
+            generation,
+            now,
+        ),
+    ];
+    CoordinationClusterStatus {
+        phase: Some(phase.to_string()),
+        conditions,
+        ready_members: ready,
+        leader: previous.leader,
+        members,
+        next_member_id: Some(desired.next_member_id),
+        zones,
+        observed_generation: generation,
+    }
+}
+
+/// The status of a paused cluster, or of one whose spec is refused: the
+/// previous status with that phase and the given conditions set.
+pub fn halted(
+    cc: &CoordinationCluster,
+    phase: &str,
+    reason: &str,
+    message: &str,
+    now: &Time,
+) -> CoordinationClusterStatus {
+    let mut s = cc.status.clone().unwrap_or_default();
+    let generation = cc.metadata.generation;
+    let (ready, degraded) = if phase == phase::INVALID {
+        ("False", "True")
+    } else {
+        ("Unknown", "False")
+    };
+    let conditions = vec![
+        condition(
+            &s.conditions,
+            "Ready",
+            ready,
+            reason,
+            message.to_string(),
+            generation,
+            now,
+        ),
+        condition(
+            &s.conditions,
+            "Progressing",
+            "False",
+            reason,
+            message.to_string(),
+            generation,
+            now,
+        ),
+        condition(
+            &s.conditions,
+            "Degraded",
+            degraded,
+            reason,
+            message.to_string(),
+            generation,
+            now,
+        ),
+    ];
+    s.phase = Some(phase.to_string());
+    s.conditions = conditions;
+    s.observed_generation = generation;
+    s
+}
+
+fn condition(
+    previous: &[Condition],
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+    now: &Time,
+) -> Condition {
+    let since = previous
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| now.clone());
+    Condition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message,
+        observed_generation: generation,
+        last_transition_time: since,
+    }
+}
+
+/// The next pod a rolling restart may delete, if any: only while every
+/// member is ready and on the StatefulSet's current revision check; one pod at
+/// a time; observers before voters, and the leader (when known) last, so
+/// the cluster changes leader at most once.
+pub fn restart_candidate(
+    cc: &CoordinationCluster,
+    desired: &Desired,
+    sets: &[StatefulSet],
+    pods: &[Pod],
+) -> Option<String> {
+    let find = |name: &str| pods.iter().find(|p| p.name_any() == name);
+    let all_ready = desired
+        .members
+        .iter()
+        .all(|m| find(&m.pod).is_some_and(pod_ready));
+    let sets_settled = sets.iter().all(|s| {
+        s.status.as_ref().and_then(|st| st.observed_generation) == s.metadata.generation
+            && s.status
+                .as_ref()
+                .and_then(|st| st.update_revision.as_ref())
+                .is_some()
+    });
+    if !all_ready || !sets_settled {
+        return None;
+    }
+    let leader = cc.status.as_ref().and_then(|s| s.leader);
+    desired
+        .members
+        .iter()
+        .filter(|m| find(&m.pod).is_some_and(|p| !pod_current(p, sets)))
+        .min_by_key(|m| {
+            (
+                Some(m.id) == leader,
+                m.role == MemberRole::Voter,
+                std::cmp::Reverse(m.id),
+            )
+        })
+        .map(|m| m.pod.clone())
+}
