@@ -206,6 +206,10 @@ fn corrupt_entry(cfg: &ConsensusConfig, entry: &Entry, e: impl std::fmt::Display
     }
 }
 
+/// Raft ticks (of `ConsensusConfig::tick`) before a follower that hears
+/// nothing from the leader starts an election (randomized up to twice).
+const ELECTION_TICKS: usize = 10;
+
 /// How far behind the leader's log a member may be and still count as
 /// caught up for a membership change.
 const CAUGHT_UP_LAG: u64 = 100;
@@ -219,6 +223,8 @@ pub struct Consensus {
     raw: RawNode<RaftStore>,
     /// Peers, when this is an ensemble of more than one member.
     transport: Option<TransportHandle>,
+    /// The leader and whether our connection to it was up at the last tick.
+    leader_link: Option<(u64, bool)>,
     /// Role and term at the last Ready, to notice changes.
     last_role: StateRole,
     last_term: u64,
@@ -377,7 +383,7 @@ impl Consensus {
 
         let raft_cfg = raft::Config {
             id: cfg.id,
-            election_tick: 10,
+            election_tick: ELECTION_TICKS,
             heartbeat_tick: 1,
             applied: snapshot_index,
             max_size_per_msg: 1024 * 1024,
@@ -406,6 +412,7 @@ impl Consensus {
                 cfg,
                 raw,
                 transport: None,
+                leader_link: None,
                 last_role: StateRole::Follower,
                 last_term: 0,
                 wal,
@@ -485,6 +492,7 @@ impl Consensus {
                 _ = &mut shutdown => break,
                 _ = tick.tick() => {
                     self.raw.tick();
+                    self.watch_leader_connection();
                     self.expire_sessions();
                     self.forward_touches();
                     self.publish();
@@ -713,6 +721,29 @@ impl Consensus {
                 }
             }
             PeerMessage::Relay { .. } => debug!(from, "relay messages are not routed yet; dropped"),
+        }
+    }
+
+    /// A follower whose connection to the leader just broke (the leader's
+    /// process died, as ZooKeeper followers notice from their socket)
+    /// fast-forwards its election clock instead of waiting out the whole
+    /// election timeout. Pre-vote keeps this safe: if the leader is in
+    /// fact fine, the other followers refuse the pre-vote.
+    fn watch_leader_connection(&mut self) {
+        let leader = self.raw.raft.leader_id;
+        let connected = match (&self.transport, self.is_leader(), leader) {
+            (Some(t), false, l) if l != 0 => t.stats().iter().any(|s| s.id == l && s.connected),
+            _ => {
+                self.leader_link = None;
+                return;
+            }
+        };
+        let was = self.leader_link.replace((leader, connected));
+        if was == Some((leader, true)) && !connected {
+            info!(leader, "lost the connection to the leader; starting an election early");
+            for _ in 0..ELECTION_TICKS {
+                self.raw.tick();
+            }
         }
     }
 
