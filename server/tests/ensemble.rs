@@ -32,6 +32,9 @@
 //!   the old data; a follower alone likewise; both heal; with the leader
 //!   frozen the others elect a new one and take writes, and the thawed old
 //!   leader follows and catches up.
+//! - `a_thawed_leader_keeps_serving_sessions_the_new_leader_kept_alive`: a
+//!   leader frozen longer than a session's timeout, thawed, must not treat
+//!   that live session as expired (regression test).
 //! - `an_observer_serves_reads_forwards_writes_and_never_leads`.
 //!
 //! The tests run one at a time (each is several processes on few cores).
@@ -978,6 +981,88 @@ fn an_observer_serves_reads_forwards_writes_and_never_leads() {
             assert_same_tree(&trees[0], t, &format!("member {} vs member {}", ens.id(all[0]), ens.id(all[k])));
         }
         assert_eq!(trees[obs]["/o"].0, b"after-failover");
+        for i in all {
+            assert_no_panic_in(&ens, i);
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_thawed_leader_keeps_serving_sessions_the_new_leader_kept_alive() {
+    let _serial = serial();
+    let _seed = seed("thaw");
+    rt().block_on(async {
+        let mut ens = Ensemble::start(
+            "thaw",
+            3,
+            Opts {
+                min_session_timeout_ms: Some(1000),
+                ..Opts::default()
+            },
+        )
+        .await;
+        let all = ens.all();
+        let l = ens.wait_leader(&all).await;
+        let rest = others(&all, l);
+        let timeout = Duration::from_millis(3000);
+        // A session on a follower, kept alive by its pings throughout.
+        let c = ens
+            .client_with(&[rest[0]], Client::connector().session_timeout(timeout))
+            .await
+            .unwrap();
+        let sid = c.session_id();
+        c.create("/alive", b"", &EPHEMERAL).await.unwrap();
+
+        ens.sigstop(l);
+        let frozen = Instant::now();
+        let nl = ens.wait_leader(&rest).await;
+        // The frozen leader's clock runs on: once it has not heard of the
+        // session for longer than its timeout, its deadline there passed.
+        while frozen.elapsed() < timeout * 2 {
+            assert!(c.check_stat("/alive").await.unwrap().is_some());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        ens.sigcont(l);
+        ens.wait_leader(&all).await;
+        ens.wait_converged(&all).await;
+        println!(
+            "[thaw] leader {} frozen {:?}; member {} leads; session {sid} alive there",
+            ens.id(l),
+            frozen.elapsed(),
+            ens.id(nl)
+        );
+        for &i in &all {
+            assert!(
+                read_at(&ens, i, "/alive").await.is_some(),
+                "the live session's ephemeral is gone on member {}",
+                ens.id(i)
+            );
+        }
+        // The session is alive: resuming it on the thawed member works.
+        let resumed = ens
+            .client_with(
+                &[l],
+                Client::connector()
+                    .session(c.session().clone())
+                    .session_timeout(timeout),
+            )
+            .await;
+        match resumed {
+            Ok(r) => {
+                assert_eq!(r.session_id(), sid);
+                retry_on_loss("a write of the resumed session", || {
+                    r.set_data("/alive", b"x", None)
+                })
+                .await
+                .unwrap();
+            }
+            Err(e) => panic!(
+                "resuming live session {sid} on the thawed old leader {} failed: {e}",
+                ens.id(l)
+            ),
+        }
         for i in all {
             assert_no_panic_in(&ens, i);
         }

@@ -608,16 +608,24 @@ impl Consensus {
     }
 
     /// On a change of leader or term: a new leader gives every session a
-    /// full timeout (it did not see their pings), and proposals waiting on
-    /// an old term are failed so their clients retry (the write may still
-    /// commit: ConnectionLoss means "unknown").
+    /// full timeout (it did not see their pings), a deposed leader forgets
+    /// the session closes it proposed, and proposals waiting on an old term
+    /// are failed so their clients retry (the write may still commit:
+    /// ConnectionLoss means "unknown").
     fn on_role_change(&mut self) {
         let (role, term) = (self.raw.raft.state, self.raw.raft.term);
         if role == self.last_role && term == self.last_term {
             return;
         }
         info!(?role, term, leader = self.raw.raft.leader_id, "raft role changed");
-        if role == StateRole::Leader {
+        // A deposed leader must drop its `closing` marks too: the closes
+        // it proposed may never commit (a leader thawed after a stall
+        // expires every session it did not hear from, then learns of the
+        // new leader), and until dropped the marks make `touch` and
+        // session resumption refuse sessions the new leader keeps alive,
+        // so their clients are told their session expired. A close that
+        // does commit ends the session here when it applies.
+        if role == StateRole::Leader || self.last_role == StateRole::Leader {
             let now = monotonic_ms(self.hub.started);
             self.hub.state().sessions.reset_deadlines(now);
         }
