@@ -35,7 +35,12 @@
 //! - `a_thawed_leader_keeps_serving_sessions_the_new_leader_kept_alive`: a
 //!   leader frozen longer than a session's timeout, thawed, must not treat
 //!   that live session as expired (regression test).
-//! - `an_observer_serves_reads_forwards_writes_and_never_leads`.
+//! - `an_observer_serves_reads_forwards_writes_and_never_leads`: reads,
+//!   forwarded writes, watches and session liveness on an observer; after
+//!   the leader's kill a voter leads, never the observer.
+//! - `watches_fire_for_changes_a_member_catches_up_on_by_snapshot`: a
+//!   client of a follower that falls behind and installs a snapshot still
+//!   gets its data, exists and child watch events (regression test).
 //!
 //! The tests run one at a time (each is several processes on few cores).
 //! Randomness comes from one seed per test, printed at the start; rerun
@@ -1067,4 +1072,105 @@ fn a_thawed_leader_keeps_serving_sessions_the_new_leader_kept_alive() {
             assert_no_panic_in(&ens, i);
         }
     });
+}
+
+// ---------------------------------------------------------------------------
+
+#[test]
+fn watches_fire_for_changes_a_member_catches_up_on_by_snapshot() {
+    let _serial = serial();
+    let _seed = seed("snapshot-watch");
+    rt().block_on(async {
+        let mut ens = Ensemble::start(
+            "snapshot-watch",
+            3,
+            Opts {
+                snapshot_every_entries: Some(100),
+                ..Opts::default()
+            },
+        )
+        .await;
+        let all = ens.all();
+        let l = ens.wait_leader(&all).await;
+        let victim = others(&all, l)[0];
+        // A client of one follower only, with three kinds of watches. Its
+        // connection outlives the follower's freeze below (the client gives
+        // up on a silent connection after 2/5 of the session timeout).
+        let timeout = Duration::from_secs(40);
+        let c = ens.client(&[victim], timeout).await;
+        c.create("/w", b"", &PERSISTENT).await.unwrap();
+        c.create("/w/x", b"v0", &PERSISTENT).await.unwrap();
+        let (_, _, data_watch) = c.get_and_watch_data("/w/x").await.unwrap();
+        let (_, _, child_watch) = c.get_and_watch_children("/w").await.unwrap();
+        let exists_watch = match c.check_and_watch_stat("/w/y").await.unwrap() {
+            (None, w) => w,
+            (Some(_), _) => panic!("/w/y exists already"),
+        };
+
+        // The follower freezes; the watched nodes change, and the leader's
+        // log is compacted past them.
+        ens.sigstop(victim);
+        let frozen = Instant::now();
+        let cl = ens.client(&[l], timeout).await;
+        cl.create("/fill", b"", &PERSISTENT).await.unwrap();
+        // One write at a time: each is one append message to the frozen
+        // follower, and raft stops sending after 256 unanswered ones, so
+        // the later entries can only reach it in a snapshot.
+        for k in 0..300 {
+            cl.create(&format!("/fill/a{k}"), b"", &PERSISTENT).await.unwrap();
+        }
+        cl.set_data("/w/x", b"v1", None).await.unwrap();
+        let (st, _) = cl.create("/w/y", b"", &PERSISTENT).await.unwrap();
+        for k in 0..150 {
+            cl.create(&format!("/fill/b{k}"), b"", &PERSISTENT).await.unwrap();
+        }
+        let changed_at = index_of(st.czxid);
+        ens.sigcont(victim);
+        println!(
+            "[snapshot-watch] follower {} frozen {:?} while the watched nodes changed (index {changed_at})",
+            ens.id(victim),
+            frozen.elapsed()
+        );
+        ens.wait_converged(&all).await;
+        let log = ens.log(victim);
+        assert!(
+            log.contains("installed a snapshot from the leader"),
+            "the follower was expected to catch up by snapshot"
+        );
+
+        // Every watched change happened: every watch fires.
+        let ev = tokio::time::timeout(WATCH_DEADLINE, data_watch.changed())
+            .await
+            .expect("the data watch never fired for a change the follower got in a snapshot");
+        assert_eq!(
+            (ev.event_type, ev.path.as_str()),
+            (EventType::NodeDataChanged, "/w/x")
+        );
+        let ev = tokio::time::timeout(WATCH_DEADLINE, exists_watch.changed())
+            .await
+            .expect("the exists watch never fired for a create the follower got in a snapshot");
+        assert_eq!(
+            (ev.event_type, ev.path.as_str()),
+            (EventType::NodeCreated, "/w/y")
+        );
+        let ev = tokio::time::timeout(WATCH_DEADLINE, child_watch.changed())
+            .await
+            .expect("the child watch never fired for a create the follower got in a snapshot");
+        assert_eq!(
+            (ev.event_type, ev.path.as_str()),
+            (EventType::NodeChildrenChanged, "/w")
+        );
+        assert_eq!(
+            retry_on_loss("read", || c.get_data("/w/x")).await.unwrap().0,
+            b"v1"
+        );
+        for i in all {
+            assert_no_panic_in(&ens, i);
+        }
+    });
+}
+
+/// Raft index of a zxid (`term << 32 | index`).
+fn index_of(zxid: i64) -> u64 {
+    (zxid as u64) & 0xffff_ffff
 }

@@ -579,22 +579,32 @@ impl Consensus {
     }
 
     /// A follower installs a snapshot from the leader: the state machine is
-    /// replaced (connections' watches are kept: they are per connection),
-    /// the snapshot is saved and the log before it dropped.
+    /// replaced, the snapshot is saved and the log before it dropped.
+    ///
+    /// The entries the snapshot covers are never applied here, so neither
+    /// the watch events they would trigger nor the replies to this
+    /// member's proposals among them would ever be sent. As a ZooKeeper
+    /// learner that syncs by snapshot has no client connections left, this
+    /// member closes its clients' connections and fails its waiting
+    /// proposals (ConnectionLoss: outcome unknown): each client reconnects
+    /// and re-registers its watches with the last zxid it saw, and
+    /// setWatches fires what it missed against the new state.
     fn install_snapshot(&mut self, snap: &Snapshot) -> Result<(), ConsensusError> {
         let meta = snap.get_metadata().clone();
         let now = monotonic_ms(self.hub.started);
-        let mut fresh = State::decode_snapshot(&snap.data, now).map_err(|e| StorageError::Corruption {
+        let fresh = State::decode_snapshot(&snap.data, now).map_err(|e| StorageError::Corruption {
             file: self.cfg.data_dir.join("snapshots"),
             offset: meta.index,
             detail: format!("snapshot {} from the leader does not decode: {e}", meta.index),
         })?;
         tokio::task::block_in_place(|| self.snapshots.save(&meta, &snap.data))?;
-        {
+        let closed = {
             let mut state = self.hub.state();
-            fresh.watches = std::mem::take(&mut state.watches);
+            // The watches go with the connections closed just below.
             *state = fresh;
-        }
+            self.hub.close_all_sessions()
+        };
+        self.pending.clear();
         let mut header = snap.clone();
         self.raw.store().set_latest(snap.clone());
         header.data = Default::default();
@@ -603,7 +613,11 @@ impl Consensus {
         self.applied_index = meta.index;
         self.applied_term = meta.term;
         self.snapshot_index = meta.index;
-        info!(index = meta.index, "installed a snapshot from the leader");
+        info!(
+            index = meta.index,
+            closed_connections = closed,
+            "installed a snapshot from the leader"
+        );
         Ok(())
     }
 
