@@ -32,6 +32,12 @@
 //!   the old data; a follower alone likewise; both heal; with the leader
 //!   frozen the others elect a new one and take writes, and the thawed old
 //!   leader follows and catches up.
+//! - `a_network_partition_loses_no_acknowledged_write_and_heals`: peer
+//!   links cut by relays (all processes running): an isolated leader takes
+//!   a write it can never commit, steps down and answers reads with old
+//!   data while the majority elects a new leader and takes writes; after
+//!   healing the isolated write is nowhere; an isolated follower likewise,
+//!   and all members end with the same tree.
 //! - `a_thawed_leader_keeps_serving_sessions_the_new_leader_kept_alive`: a
 //!   leader frozen longer than a session's timeout, thawed, must not treat
 //!   that live session as expired (regression test).
@@ -1174,4 +1180,154 @@ fn watches_fire_for_changes_a_member_catches_up_on_by_snapshot() {
 /// Raft index of a zxid (`term << 32 | index`).
 fn index_of(zxid: i64) -> u64 {
     (zxid as u64) & 0xffff_ffff
+}
+
+// ---------------------------------------------------------------------------
+
+/// Whether `path` exists on member `i` after a sync there.
+async fn exists_at(ens: &Ensemble, i: usize, path: &str) -> bool {
+    read_at(ens, i, path).await.is_some()
+}
+
+#[test]
+fn a_network_partition_loses_no_acknowledged_write_and_heals() {
+    let _serial = serial();
+    let seed = seed("partition");
+    let mut rng = StdRng::seed_from_u64(seed);
+    rt().block_on(async {
+        let ens = Ensemble::start(
+            "partition",
+            3,
+            Opts {
+                partitionable: true,
+                ..Opts::default()
+            },
+        )
+        .await;
+        let all = ens.all();
+        let t30 = Duration::from_secs(30);
+        let setup = ens.client(&all, t30).await;
+        setup.create("/q", b"old", &PERSISTENT).await.unwrap();
+
+        // Part 1: the leader cut off from both followers (both directions,
+        // all processes running). It takes a write it cannot commit, steps
+        // down, and still answers reads with the old data; the majority
+        // elects a new leader and takes writes.
+        let l = ens.wait_leader(&all).await;
+        let majority = others(&all, l);
+        let on_old = ens.client(&[l], t30).await;
+        let reader = ens.client(&[l], t30).await;
+        let on_majority = ens.client(&majority, t30).await;
+        ens.partition(&[&[l], &majority]);
+        let cut = Instant::now();
+        let write = tokio::time::timeout(
+            Duration::from_secs(5),
+            on_old.create("/q/from-isolated-leader", b"", &PERSISTENT),
+        )
+        .await;
+        if let Ok(Ok(_)) = write {
+            panic!("a leader cut off from its followers acknowledged a write");
+        }
+        let (d, _) = tokio::time::timeout(Duration::from_secs(5), reader.get_data("/q"))
+            .await
+            .expect("a read on the isolated old leader did not answer")
+            .unwrap();
+        assert_eq!(d, b"old");
+        let nl = ens.wait_leader(&majority).await;
+        let elected = cut.elapsed();
+        for k in 0..20 {
+            let path = format!("/q/m{k}");
+            match retry_on_loss("a write through the majority", || on_majority.create(&path, b"", &PERSISTENT)).await {
+                Ok(_) | Err(ZkError::NodeExists) => {}
+                Err(e) => panic!("a write through the majority failed: {e}"),
+            }
+        }
+        let isolated = wait_for("the isolated old leader stepping down", SETTLE_DEADLINE, || async {
+            match ens.status(l).await {
+                Some(s) if s.role != "leader" => Ok(s),
+                s => Err(format!("{s:?}")),
+            }
+        })
+        .await;
+        println!(
+            "[partition] leader {} cut off: member {} leads (agreed {elected:?} after the cut); isolated: {isolated:?}",
+            ens.id(l),
+            ens.id(nl)
+        );
+        ens.heal();
+        let t = Instant::now();
+        ens.wait_leader(&all).await;
+        ens.wait_converged(&all).await;
+        println!("[partition] healed; converged {:?} later", t.elapsed());
+        // The isolated leader's write was never acknowledged and no
+        // majority had it: it is gone for good, on every member.
+        for &i in &all {
+            assert!(
+                !exists_at(&ens, i, "/q/from-isolated-leader").await,
+                "the write taken by the isolated old leader was applied on member {}",
+                ens.id(i)
+            );
+            let kids = retry_on_loss("list", || on_majority.list_children("/q")).await.unwrap();
+            assert_eq!(kids.len(), 20);
+        }
+        drop((on_old, reader));
+
+        // Part 2: a follower cut off. Its client's write is not
+        // acknowledged, its reads answer old data; the others go on; after
+        // healing it catches up.
+        let l = ens.wait_leader(&all).await;
+        let f = others(&all, l);
+        let lone = f[rng.gen_range(0..2)];
+        let rest = others(&all, lone);
+        let writer = ens.client(&[lone], t30).await;
+        let reader = ens.client(&[lone], t30).await;
+        retry_on_loss("sync", || reader.sync("/q")).await.unwrap();
+        ens.partition(&[&[lone], &rest]);
+        let write = tokio::time::timeout(Duration::from_secs(5), writer.set_data("/q", b"from-lone", None)).await;
+        if let Ok(Ok(_)) = write {
+            panic!("a follower cut off from the others acknowledged a write");
+        }
+        let on_rest = ens.client(&rest, t30).await;
+        retry_on_loss("a write through the majority", || on_rest.set_data("/q", b"majority", None))
+            .await
+            .unwrap();
+        let (d, _) = tokio::time::timeout(Duration::from_secs(5), reader.get_data("/q"))
+            .await
+            .expect("a read on the cut-off follower did not answer")
+            .unwrap();
+        assert_eq!(d, b"old", "the cut-off follower answered data it cannot have");
+        ens.heal();
+        ens.wait_leader(&all).await;
+        ens.wait_converged(&all).await;
+        // Its pending write may commit after healing (outcome unknown), but
+        // only after the majority's: the final value is one of the two,
+        // the same everywhere.
+        let mut finals = Vec::new();
+        for &i in &all {
+            finals.push(read_at(&ens, i, "/q").await.unwrap().0);
+        }
+        assert!(finals.iter().all(|v| v == &finals[0]), "members disagree: {finals:?}");
+        assert!(
+            finals[0] == b"majority" || finals[0] == b"from-lone",
+            "unexpected final value {:?}",
+            String::from_utf8_lossy(&finals[0])
+        );
+        println!(
+            "[partition] follower {} cut off and healed; final value {:?}",
+            ens.id(lone),
+            String::from_utf8_lossy(&finals[0])
+        );
+        let mut trees = Vec::new();
+        for &i in &all {
+            let c = ens.client(&[i], t30).await;
+            retry_on_loss("sync", || c.sync("/")).await.unwrap();
+            trees.push(dump(&c).await);
+        }
+        for (k, t) in trees.iter().enumerate().skip(1) {
+            assert_same_tree(&trees[0], t, &format!("member {} vs member {}", ens.id(all[0]), ens.id(all[k])));
+        }
+        for i in all {
+            assert_no_panic_in(&ens, i);
+        }
+    });
 }

@@ -10,8 +10,14 @@
 //! outgoing connection can take a member's port while it is down and a
 //! restarted member gets its ports back.
 //!
+//! With `Opts::partitionable`, each member reaches each other member
+//! through a relay in the test process (its config lists the relay as that
+//! member's `peer_addr`), and `Ensemble::partition` cuts relays: a network
+//! partition of running processes, client connections untouched.
+//!
 //! Every wait polls a condition until a deadline and then fails with what
-//! it saw, and the member logs' tails when a test panics.
+//! it saw, and the member logs' tails when a test panics. `ENSEMBLE_KEEP=1`
+//! keeps the data directories and logs.
 
 #![allow(dead_code)]
 
@@ -73,6 +79,9 @@ pub struct Opts {
     pub min_session_timeout_ms: Option<u64>,
     /// Ids of the members that are observers (raft learners).
     pub observers: Vec<u64>,
+    /// Route every member's peer connections through relays the test can
+    /// cut ([`Ensemble::partition`]): a network partition on loopback.
+    pub partitionable: bool,
 }
 
 /// What `/v1/status` says about a member.
@@ -96,6 +105,9 @@ struct Proc {
 
 pub struct Ensemble {
     pub name: String,
+    /// The peer relays, one per ordered pair of members, when
+    /// [`Opts::partitionable`].
+    links: Vec<Link>,
     /// `None` once kept for inspection (see `Drop`).
     dir: Option<tempfile::TempDir>,
     pub members: Vec<DevMember>,
@@ -157,8 +169,19 @@ impl Ensemble {
             base_port: pick_base(n),
         };
         let members = plan(&args).expect("planning the ensemble");
+        let mut links = Vec::new();
+        if opts.partitionable {
+            for from in &members {
+                for to in &members {
+                    if from.id != to.id {
+                        links.push(Link::start(from.id, to.id, to.peer_port));
+                    }
+                }
+            }
+        }
         let e = Ensemble {
             name: name.to_string(),
+            links,
             dir: Some(dir),
             procs: members.iter().map(|_| None).collect(),
             members,
@@ -181,9 +204,16 @@ impl Ensemble {
         if let Some(ms) = self.opts.min_session_timeout_ms {
             s.min_session_timeout_ms = Some(ms);
         }
+        let me = self.members[i].id;
         for m in s.members.as_mut().expect("dev configs list members") {
             if self.opts.observers.contains(&m.id) {
                 m.role = MemberRole::Observer;
+            }
+            // This member reaches the others through its relays (it still
+            // binds its own peer_addr; members are told apart by the id in
+            // the handshake, not by address).
+            if let Some(link) = self.links.iter().find(|l| l.from == me && l.to == m.id) {
+                m.peer_addr = link.addr.to_string();
             }
         }
         fs::write(self.config_path(i), s.to_toml().unwrap()).unwrap();
@@ -381,6 +411,36 @@ impl Ensemble {
         self.procs[i].as_mut().unwrap().stopped = false;
     }
 
+    /// Cuts every peer link between members of different `groups`
+    /// (member indices; a member in no group is cut from everyone), in both
+    /// directions, and closes the connections already open on them. Client
+    /// connections are untouched. Needs [`Opts::partitionable`].
+    pub fn partition(&self, groups: &[&[usize]]) {
+        assert!(
+            !self.links.is_empty(),
+            "the ensemble was not started partitionable"
+        );
+        let group_of = |id: u64| groups.iter().position(|g| g.iter().any(|&i| self.id(i) == id));
+        for l in &self.links {
+            let apart = match (group_of(l.from), group_of(l.to)) {
+                (Some(a), Some(b)) => a != b,
+                _ => true,
+            };
+            if apart {
+                l.cut();
+            } else {
+                l.restore();
+            }
+        }
+    }
+
+    /// Restores every peer link.
+    pub fn heal(&self) {
+        for l in &self.links {
+            l.restore();
+        }
+    }
+
     /// `/v1/status` of member `i`, if it answers.
     pub async fn status(&self, i: usize) -> Option<Status> {
         let (code, body) = http_get(self.admin_addr(i), "/v1/status").await?;
@@ -531,11 +591,88 @@ impl Drop for Ensemble {
             let _ = p.child.kill();
             let _ = p.child.wait();
         }
+        for l in &self.links {
+            l.stop();
+        }
         if std::env::var_os("ENSEMBLE_KEEP").is_some() {
             if let Some(dir) = self.dir.take() {
                 eprintln!("[{}] kept data and logs in {}", self.name, dir.keep().display());
             }
         }
+    }
+}
+
+/// A relay from member `from` to member `to`'s peer listener: the address
+/// `from` dials to reach `to`. Cut, it closes its open connections and
+/// every new one at once, so no message passes in either direction.
+struct Link {
+    from: u64,
+    to: u64,
+    addr: SocketAddr,
+    cut: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+    accept: tokio::task::AbortHandle,
+}
+
+impl Link {
+    fn start(from: u64, to: u64, target_port: u16) -> Link {
+        let std_listener = TcpListener::bind("127.0.0.1:0").expect("binding a relay");
+        std_listener.set_nonblocking(true).unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        let listener = tokio::net::TcpListener::from_std(std_listener).expect("a tokio runtime");
+        let cut = Arc::new(AtomicBool::new(false));
+        let conns: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let target: SocketAddr = format!("127.0.0.1:{target_port}").parse().unwrap();
+        let accept = {
+            let (cut, conns) = (cut.clone(), conns.clone());
+            tokio::spawn(async move {
+                loop {
+                    let Ok((mut inbound, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    // Under the lock `cut` takes, so a connection is either
+                    // refused or registered before the cut closes it.
+                    let mut c = conns.lock().unwrap();
+                    if cut.load(Ordering::SeqCst) {
+                        drop(inbound);
+                        continue;
+                    }
+                    let task = tokio::spawn(async move {
+                        if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                    c.retain(|h| !h.is_finished());
+                    c.push(task.abort_handle());
+                }
+            })
+            .abort_handle()
+        };
+        Link {
+            from,
+            to,
+            addr,
+            cut,
+            conns,
+            accept,
+        }
+    }
+
+    fn cut(&self) {
+        let mut c = self.conns.lock().unwrap();
+        self.cut.store(true, Ordering::SeqCst);
+        for h in c.drain(..) {
+            h.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+
+    fn stop(&self) {
+        self.cut();
+        self.accept.abort();
     }
 }
 
