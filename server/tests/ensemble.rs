@@ -89,7 +89,7 @@ async fn read_at(ens: &Ensemble, i: usize, path: &str) -> Option<(Vec<u8>, zooke
 
 #[test]
 fn three_members_replicate_and_serve_reads_everywhere() {
-    let _serial = serial();
+    let _serial = serial("replicate");
     let _seed = seed("replicate");
     rt().block_on(async {
         let ens = Ensemble::start(
@@ -303,7 +303,7 @@ async fn client_landing_on(
 
 #[test]
 fn killing_the_leader_under_write_load_loses_no_acknowledged_write() {
-    let _serial = serial();
+    let _serial = serial("leader-kill");
     let seed = seed("leader-kill");
     let mut rng = StdRng::seed_from_u64(seed);
     rt().block_on(async {
@@ -626,7 +626,7 @@ async fn catch_up(name: &str, snapshot_every: Option<u64>, writes: usize, rng: &
 
 #[test]
 fn a_member_down_during_many_writes_catches_up_by_log_and_by_snapshot() {
-    let _serial = serial();
+    let _serial = serial("catch-up");
     let seed = seed("catch-up");
     let mut rng = StdRng::seed_from_u64(seed);
     rt().block_on(async {
@@ -661,7 +661,7 @@ fn a_member_down_during_many_writes_catches_up_by_log_and_by_snapshot() {
 
 #[test]
 fn kill_9_of_every_member_then_restart_loses_no_acknowledged_write() {
-    let _serial = serial();
+    let _serial = serial("kill-all");
     let seed = seed("kill-all");
     let mut rng = StdRng::seed_from_u64(seed);
     rt().block_on(async {
@@ -728,7 +728,7 @@ fn kill_9_of_every_member_then_restart_loses_no_acknowledged_write() {
 
 #[test]
 fn a_minority_cannot_write_and_heals() {
-    let _serial = serial();
+    let _serial = serial("minority");
     let seed = seed("minority");
     let mut rng = StdRng::seed_from_u64(seed);
     rt().block_on(async {
@@ -906,7 +906,7 @@ fn a_minority_cannot_write_and_heals() {
 
 #[test]
 fn an_observer_serves_reads_forwards_writes_and_never_leads() {
-    let _serial = serial();
+    let _serial = serial("observer");
     let _seed = seed("observer");
     rt().block_on(async {
         let mut ens = Ensemble::start(
@@ -1003,7 +1003,7 @@ fn an_observer_serves_reads_forwards_writes_and_never_leads() {
 
 #[test]
 fn a_thawed_leader_keeps_serving_sessions_the_new_leader_kept_alive() {
-    let _serial = serial();
+    let _serial = serial("thaw");
     let _seed = seed("thaw");
     rt().block_on(async {
         let mut ens = Ensemble::start(
@@ -1085,7 +1085,7 @@ fn a_thawed_leader_keeps_serving_sessions_the_new_leader_kept_alive() {
 
 #[test]
 fn watches_fire_for_changes_a_member_catches_up_on_by_snapshot() {
-    let _serial = serial();
+    let _serial = serial("snapshot-watch");
     let _seed = seed("snapshot-watch");
     rt().block_on(async {
         let mut ens = Ensemble::start(
@@ -1191,7 +1191,7 @@ async fn exists_at(ens: &Ensemble, i: usize, path: &str) -> bool {
 
 #[test]
 fn a_network_partition_loses_no_acknowledged_write_and_heals() {
-    let _serial = serial();
+    let _serial = serial("partition");
     let seed = seed("partition");
     let mut rng = StdRng::seed_from_u64(seed);
     rt().block_on(async {

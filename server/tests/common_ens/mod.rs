@@ -51,8 +51,26 @@ const POLL: Duration = Duration::from_millis(20);
 /// timing, not the servers, decide the outcome.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-pub fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+/// Held for a whole test: runs it alone, and prints how long it took.
+pub struct Serial {
+    name: &'static str,
+    started: Instant,
+    _lock: MutexGuard<'static, ()>,
+}
+
+pub fn serial(name: &'static str) -> Serial {
+    let lock = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    Serial {
+        name,
+        started: Instant::now(),
+        _lock: lock,
+    }
+}
+
+impl Drop for Serial {
+    fn drop(&mut self) {
+        println!("[{}] test took {:?}", self.name, self.started.elapsed());
+    }
 }
 
 pub fn seed(test: &str) -> u64 {
