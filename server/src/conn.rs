@@ -229,6 +229,13 @@ async fn establish(
     ctx: &ConnCtx,
     out: &mpsc::UnboundedSender<Outbound>,
 ) -> Result<Option<i64>, ConnError> {
+    if ctx.hub.raft.leader_id.load(Relaxed) == 0 {
+        // No leader known (an election, or cut off from the majority): not
+        // serving, like a ZooKeeper member without a quorum; the client
+        // tries another server.
+        info!(remote = %info.remote, "refusing a session: no leader is known");
+        return Ok(None);
+    }
     let last_zxid = ctx.hub.state().last_zxid;
     if req.last_zxid_seen > last_zxid {
         // ZooKeeper: the client has seen a newer state than ours; it must

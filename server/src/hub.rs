@@ -232,6 +232,20 @@ impl Hub {
         }
     }
 
+    /// Closes the connection of every session (a member that replaced
+    /// its state with a snapshot; see `Consensus::install_snapshot`). Each
+    /// connection ends once it has written what was queued before; its
+    /// client reconnects and re-registers its watches. Call with the state
+    /// lock held, so no session binds between the swap and the close.
+    pub fn close_all_sessions(&self) -> usize {
+        let conns = self.by_session.lock().unwrap_or_else(|p| p.into_inner());
+        for c in conns.values() {
+            c.info.replaced.store(true, Ordering::Relaxed);
+            let _ = c.tx.send(Outbound::Close);
+        }
+        conns.len()
+    }
+
     /// Admits a new connection unless its address has `limit` already
     /// (0 = no limit). Returns its info on success.
     pub fn admit(&self, remote: SocketAddr, limit: u32) -> Option<Arc<ConnInfo>> {

@@ -225,6 +225,9 @@ pub struct Consensus {
     transport: Option<TransportHandle>,
     /// The leader and whether our connection to it was up at the last tick.
     leader_link: Option<(u64, bool)>,
+    /// Whether a leader was known at the last check (see
+    /// `drop_clients_without_leader`).
+    had_leader: bool,
     /// Role and term at the last Ready, to notice changes.
     last_role: StateRole,
     last_term: u64,
@@ -413,6 +416,7 @@ impl Consensus {
                 raw,
                 transport: None,
                 leader_link: None,
+                had_leader: false,
                 last_role: StateRole::Follower,
                 last_term: 0,
                 wal,
@@ -493,6 +497,7 @@ impl Consensus {
                 _ = tick.tick() => {
                     self.raw.tick();
                     self.watch_leader_connection();
+                    self.drop_clients_without_leader();
                     self.expire_sessions();
                     self.forward_touches();
                     self.publish();
@@ -724,6 +729,34 @@ impl Consensus {
         }
     }
 
+    /// A member that no longer knows a leader (cut off from the majority,
+    /// or an election is running) closes its client connections, as a
+    /// ZooKeeper follower does when it loses its leader: its clients then
+    /// see Disconnected and reconnect to a member that has one, instead of
+    /// staying connected while the majority's leader expires their
+    /// sessions (a lock holder must learn it may have lost the lock). New
+    /// connections are refused until a leader is known (`conn::establish`).
+    fn drop_clients_without_leader(&mut self) {
+        if self.transport.is_none() {
+            return;
+        }
+        let has_leader = self.raw.raft.leader_id != 0;
+        if self.had_leader && !has_leader {
+            let closed = {
+                let _state = self.hub.state();
+                self.hub.close_all_sessions()
+            };
+            // Their replies cannot be delivered; the writes may still commit
+            // (ConnectionLoss: the outcome is unknown to the client).
+            self.pending.clear();
+            info!(
+                closed,
+                "no leader known: closed client connections until one is elected"
+            );
+        }
+        self.had_leader = has_leader;
+    }
+
     /// A follower whose connection to the leader just broke (the leader's
     /// process died, as ZooKeeper followers notice from their socket)
     /// fast-forwards its election clock instead of waiting out the whole
@@ -740,7 +773,10 @@ impl Consensus {
         };
         let was = self.leader_link.replace((leader, connected));
         if was == Some((leader, true)) && !connected {
-            info!(leader, "lost the connection to the leader; starting an election early");
+            info!(
+                leader,
+                "lost the connection to the leader; starting an election early"
+            );
             for _ in 0..ELECTION_TICKS {
                 self.raw.tick();
             }
@@ -780,22 +816,32 @@ impl Consensus {
     }
 
     /// A follower installs a snapshot from the leader: the state machine is
-    /// replaced (connections' watches are kept: they are per connection),
-    /// the snapshot is saved and the log before it dropped.
+    /// replaced, the snapshot is saved and the log before it dropped.
+    ///
+    /// The entries the snapshot covers are never applied here, so neither
+    /// the watch events they would trigger nor the replies to this
+    /// member's proposals among them would ever be sent. As a ZooKeeper
+    /// learner that syncs by snapshot has no client connections left, this
+    /// member closes its clients' connections and fails its waiting
+    /// proposals (ConnectionLoss: outcome unknown): each client reconnects
+    /// and re-registers its watches with the last zxid it saw, and
+    /// setWatches fires what it missed against the new state.
     fn install_snapshot(&mut self, snap: &Snapshot) -> Result<(), ConsensusError> {
         let meta = snap.get_metadata().clone();
         let now = monotonic_ms(self.hub.started);
-        let mut fresh = State::decode_snapshot(&snap.data, now).map_err(|e| StorageError::Corruption {
+        let fresh = State::decode_snapshot(&snap.data, now).map_err(|e| StorageError::Corruption {
             file: self.cfg.data_dir.join("snapshots"),
             offset: meta.index,
             detail: format!("snapshot {} from the leader does not decode: {e}", meta.index),
         })?;
         tokio::task::block_in_place(|| self.snapshots.save(&meta, &snap.data))?;
-        {
+        let closed = {
             let mut state = self.hub.state();
-            fresh.watches = std::mem::take(&mut state.watches);
+            // The watches go with the connections closed just below.
             *state = fresh;
-        }
+            self.hub.close_all_sessions()
+        };
+        self.pending.clear();
         let mut header = snap.clone();
         self.raw.store().set_latest(snap.clone());
         header.data = Default::default();
@@ -804,22 +850,34 @@ impl Consensus {
         self.applied_index = meta.index;
         self.applied_term = meta.term;
         self.snapshot_index = meta.index;
-        info!(index = meta.index, "installed a snapshot from the leader");
+        info!(
+            index = meta.index,
+            closed_connections = closed,
+            "installed a snapshot from the leader"
+        );
         self.sync_peers();
         Ok(())
     }
 
     /// On a change of leader or term: a new leader gives every session a
-    /// full timeout (it did not see their pings), and proposals waiting on
-    /// an old term are failed so their clients retry (the write may still
-    /// commit: ConnectionLoss means "unknown").
+    /// full timeout (it did not see their pings), a deposed leader forgets
+    /// the session closes it proposed, and proposals waiting on an old term
+    /// are failed so their clients retry (the write may still commit:
+    /// ConnectionLoss means "unknown").
     fn on_role_change(&mut self) {
         let (role, term) = (self.raw.raft.state, self.raw.raft.term);
         if role == self.last_role && term == self.last_term {
             return;
         }
         info!(?role, term, leader = self.raw.raft.leader_id, "raft role changed");
-        if role == StateRole::Leader {
+        // A deposed leader must drop its `closing` marks too: the closes
+        // it proposed may never commit (a leader thawed after a stall
+        // expires every session it did not hear from, then learns of the
+        // new leader), and until dropped the marks make `touch` and
+        // session resumption refuse sessions the new leader keeps alive,
+        // so their clients are told their session expired. A close that
+        // does commit ends the session here when it applies.
+        if role == StateRole::Leader || self.last_role == StateRole::Leader {
             let now = monotonic_ms(self.hub.started);
             self.hub.state().sessions.reset_deadlines(now);
         }
@@ -921,6 +979,7 @@ impl Consensus {
         self.raw.advance_apply();
         self.maybe_snapshot()?;
         self.on_role_change();
+        self.drop_clients_without_leader();
         self.publish();
         Ok(())
     }

@@ -151,6 +151,12 @@ async fn ruok(addr: SocketAddr) -> bool {
 
 /// `GET path` on the admin port; the status code.
 pub async fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
+    http_get(addr, path).await.map(|(code, _)| code)
+}
+
+/// `GET path` on the admin port; the status code and the body (the admin
+/// server answers `Connection: close` requests with a plain body).
+pub async fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     let attempt = async {
         let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
         let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
@@ -158,7 +164,12 @@ pub async fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
         let mut out = Vec::new();
         s.read_to_end(&mut out).await.ok()?;
         let text = String::from_utf8_lossy(&out);
-        text.split_whitespace().nth(1)?.parse().ok()
+        let code = text.split_whitespace().nth(1)?.parse().ok()?;
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        Some((code, body))
     };
     tokio::time::timeout(Duration::from_secs(2), attempt)
         .await
