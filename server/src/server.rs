@@ -96,23 +96,8 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
 pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new());
-    let client_listener =
-        TcpListener::bind(config.client_addr)
-            .await
-            .map_err(|source| ServerError::Bind {
-                what: "clients",
-                flag: "client-addr",
-                addr: config.client_addr,
-                source,
-            })?;
-    let admin_listener = TcpListener::bind(config.admin_addr)
-        .await
-        .map_err(|source| ServerError::Bind {
-            what: "admin HTTP",
-            flag: "admin-addr",
-            addr: config.admin_addr,
-            source,
-        })?;
+    let client_listener = bind(config.client_addr, "clients", "client-addr").await?;
+    let admin_listener = bind(config.admin_addr, "admin HTTP", "admin-addr").await?;
     let client_addr = client_listener.local_addr().expect("bound");
     let admin_addr = admin_listener.local_addr().expect("bound");
 
@@ -161,14 +146,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let peers = if config.is_standalone() {
         None
     } else {
-        let listener = TcpListener::bind(config.peer_addr)
-            .await
-            .map_err(|source| ServerError::Bind {
-                what: "peers",
-                flag: "peer-addr",
-                addr: config.peer_addr,
-                source,
-            })?;
+        let listener = bind(config.peer_addr, "peers", "peer-addr").await?;
         let transport_metrics = Arc::new(
             TransportMetrics::new(metrics.registry())
                 .map_err(|e| ServerError::Task(format!("registering transport metrics: {e}")))?,
@@ -251,6 +229,16 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         consensus,
         listener,
         admin,
+    })
+}
+
+/// Binds a listener; the error names the flag that moves it.
+async fn bind(addr: SocketAddr, what: &'static str, flag: &'static str) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr).await.map_err(|source| ServerError::Bind {
+        what,
+        flag,
+        addr,
+        source,
     })
 }
 
