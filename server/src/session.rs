@@ -1,14 +1,14 @@
 //! The session table and its expiry clock.
 //!
 //! Owns: the replicated set of live sessions (id, negotiated timeout,
-//! password, owned ephemeral paths) and, on top of it, the member-local
+//! password) and, on top of it, the member-local
 //! expiry schedule (deadlines). Every member holds the table; only the
 //! leader's clock drives expiry, by proposing a close for each id that
 //! [`SessionTable::expired`] reports.
 //!
 //! Must not: read a clock (time comes in as `now`, milliseconds), do I/O,
-//! or decide anything about the data tree (the caller deletes the
-//! ephemerals listed here when a session closes).
+//! or know about the data tree (which owns the ephemerals of each session:
+//! `DataTree::ephemerals_of`).
 //!
 //! Deadlines are not replicated and not part of a snapshot (they are
 //! `#[serde(skip)]`): after loading a snapshot, restarting, or becoming
@@ -33,8 +33,6 @@ pub struct SessionInfo {
     pub timeout_ms: u32,
     /// The 16 bytes the client must present to reattach.
     pub password: Vec<u8>,
-    /// Paths of the ephemeral nodes this session owns.
-    pub ephemerals: BTreeSet<String>,
 }
 
 /// All live sessions, plus the member-local expiry schedule.
@@ -61,7 +59,7 @@ impl SessionTable {
 
     /// Adds a session (a committed createSession) with deadline
     /// `now + timeout_ms`. Re-inserting an existing id updates its timeout
-    /// and password and keeps its ephemerals.
+    /// and password.
     pub fn insert(&mut self, id: i64, timeout_ms: u32, password: Vec<u8>, now: u64) {
         match self.sessions.get_mut(&id) {
             Some(s) => {
@@ -75,7 +73,6 @@ impl SessionTable {
                         id,
                         timeout_ms,
                         password,
-                        ephemerals: BTreeSet::new(),
                     },
                 );
             }
@@ -84,8 +81,7 @@ impl SessionTable {
         self.schedule(id, now.saturating_add(u64::from(timeout_ms)));
     }
 
-    /// Removes a session (a committed closeSession); the caller deletes the
-    /// returned ephemerals from the tree.
+    /// Removes a session (a committed closeSession).
     pub fn remove(&mut self, id: i64) -> Option<SessionInfo> {
         self.unschedule(id);
         self.closing.remove(&id);
@@ -164,33 +160,6 @@ impl SessionTable {
             self.deadlines.insert(s.id, deadline);
             self.by_deadline.insert((deadline, s.id));
         }
-    }
-
-    /// Records an ephemeral node owned by `id`; ignored if the session is
-    /// unknown (prepare has already checked the session).
-    pub fn add_ephemeral(&mut self, id: i64, path: &str) {
-        if let Some(s) = self.sessions.get_mut(&id) {
-            s.ephemerals.insert(path.to_string());
-        }
-    }
-
-    pub fn remove_ephemeral(&mut self, id: i64, path: &str) {
-        if let Some(s) = self.sessions.get_mut(&id) {
-            s.ephemerals.remove(path);
-        }
-    }
-
-    /// The session's ephemeral paths, sorted; empty if unknown.
-    pub fn ephemerals(&self, id: i64) -> Vec<String> {
-        self.sessions
-            .get(&id)
-            .map(|s| s.ephemerals.iter().cloned().collect())
-            .unwrap_or_default()
-    }
-
-    /// mntr's `zk_ephemerals_count`.
-    pub fn ephemeral_count(&self) -> usize {
-        self.sessions.values().map(|s| s.ephemerals.len()).sum()
     }
 
     /// Whether `password` is the session's (`ZooKeeperServer.checkPasswd`),
@@ -355,34 +324,14 @@ mod tests {
     }
 
     #[test]
-    fn reinsert_keeps_ephemerals() {
+    fn reinsert_updates_timeout_and_password() {
         let mut t = SessionTable::new();
         t.insert(1, 100, pw(), 0);
-        t.add_ephemeral(1, "/e");
         t.insert(1, 200, vec![1; 16], 50);
-        assert_eq!(t.ephemerals(1), vec!["/e".to_string()]);
         assert_eq!(t.get(1).unwrap().timeout_ms, 200);
+        assert!(t.password_matches(1, &[1; 16]));
         assert_eq!(t.deadline(1), Some(250));
         assert_eq!(t.expired(u64::MAX), vec![1]);
-    }
-
-    #[test]
-    fn ephemerals_are_tracked_per_session() {
-        let mut t = SessionTable::new();
-        t.insert(1, 100, pw(), 0);
-        t.insert(2, 100, pw(), 0);
-        t.add_ephemeral(1, "/b");
-        t.add_ephemeral(1, "/a");
-        t.add_ephemeral(1, "/a");
-        t.add_ephemeral(2, "/c");
-        t.add_ephemeral(9, "/ghost"); // unknown session: ignored
-        assert_eq!(t.ephemerals(1), vec!["/a".to_string(), "/b".to_string()]);
-        assert_eq!(t.ephemeral_count(), 3);
-        t.remove_ephemeral(1, "/a");
-        t.remove_ephemeral(1, "/zzz");
-        assert_eq!(t.ephemerals(1), vec!["/b".to_string()]);
-        assert_eq!(t.ephemerals(9), Vec::<String>::new());
-        assert_eq!(t.remove(2).unwrap().ephemerals.len(), 1);
     }
 
     #[test]
@@ -400,7 +349,6 @@ mod tests {
         let mut t = SessionTable::new();
         t.insert(2, 4000, pw(), 0);
         t.insert(1, 3000, vec![1; 16], 0);
-        t.add_ephemeral(1, "/e1");
         let json = serde_json::to_string(&t).unwrap();
         assert!(!json.contains("deadline"));
         let mut back: SessionTable = serde_json::from_str(&json).unwrap();
