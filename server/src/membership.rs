@@ -26,6 +26,42 @@ pub struct MemberInfo {
     pub role: MemberRole,
 }
 
+impl From<&crate::config::Member> for MemberInfo {
+    fn from(m: &crate::config::Member) -> Self {
+        MemberInfo {
+            id: m.id,
+            zone: m.zone.clone(),
+            peer_addr: m.peer_addr.clone(),
+            client_addr: m.client_addr.clone(),
+            role: m.role,
+        }
+    }
+}
+
+/// As `/v1/status` and `/v1/members` report a member.
+impl From<&MemberInfo> for crate::status::MemberStatus {
+    fn from(m: &MemberInfo) -> Self {
+        crate::status::MemberStatus {
+            id: m.id,
+            zone: m.zone.clone(),
+            role: m.role.as_str().to_string(),
+            client_addr: m.client_addr.clone(),
+            peer_addr: m.peer_addr.clone(),
+        }
+    }
+}
+
+/// Whom the peer transport keeps a connection to.
+impl From<&MemberInfo> for crate::transport::PeerInfo {
+    fn from(m: &MemberInfo) -> Self {
+        crate::transport::PeerInfo {
+            id: m.id,
+            zone: m.zone.clone(),
+            addr: m.peer_addr.clone(),
+        }
+    }
+}
+
 /// One step of a membership change (the admin API's operations).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MembershipChange {

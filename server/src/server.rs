@@ -111,17 +111,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         recovery_mode: config.recovery_mode,
         reap_interval: config.container_check_interval,
         fsync: config.fsync,
-        members: config
-            .members
-            .iter()
-            .map(|m| MemberInfo {
-                id: m.id,
-                zone: m.zone.clone(),
-                peer_addr: m.peer_addr.clone(),
-                client_addr: m.client_addr.clone(),
-                role: m.role,
-            })
-            .collect(),
+        members: config.members.iter().map(MemberInfo::from).collect(),
         join: config.join,
         voters: config
             .members
@@ -296,17 +286,7 @@ impl StatusSource for HubStatus {
         // literal would deadlock (temporaries live to the end of it).
         let (last_zxid, replicated_members) = {
             let state = self.hub.state();
-            let members: Vec<MemberStatus> = state
-                .members
-                .values()
-                .map(|m| MemberStatus {
-                    id: m.id,
-                    zone: m.zone.clone(),
-                    role: m.role.as_str().to_string(),
-                    client_addr: m.client_addr.clone(),
-                    peer_addr: m.peer_addr.clone(),
-                })
-                .collect();
+            let members: Vec<MemberStatus> = state.members.values().map(MemberStatus::from).collect();
             (state.last_zxid, members)
         };
         ServerStatus {

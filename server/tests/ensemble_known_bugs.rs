@@ -1,7 +1,7 @@
 //! Real-process ensemble tests that fail because of known server bugs.
-//! They are `#[ignore]`d so CI stays green; run them with
+//! They are marked ignored so CI stays green; run them with
 //! `cargo test -p zonekeeper-server --test ensemble_known_bugs -- --ignored --nocapture`.
-//! Each test's doc comment describes the bug; remove the `#[ignore]` with
+//! Each test's doc comment describes the bug; remove the ignore marker with
 //! the fix.
 
 mod common_ens;

@@ -240,8 +240,6 @@ pub struct Consensus {
     pending: HashMap<u64, Waiting>,
     next_proposal: u64,
     next_session_id: i64,
-    /// Sessions whose expiry has been proposed but not applied yet.
-    closing: HashSet<i64>,
     reaping: HashSet<String>,
     applied_index: u64,
     applied_term: u64,
@@ -429,7 +427,6 @@ impl Consensus {
                 // entry proposed by an earlier run never answers a new one.
                 next_proposal: (wall_ms() as u64) << 20,
                 next_session_id: seed,
-                closing: HashSet::new(),
                 reaping: HashSet::new(),
                 applied_index: snapshot_index,
                 applied_term: snapshot_term,
@@ -679,17 +676,7 @@ impl Consensus {
     /// Peers to keep connections to: every member the state knows.
     fn sync_peers(&self) {
         if let Some(t) = &self.transport {
-            let peers: Vec<PeerInfo> = self
-                .hub
-                .state()
-                .members
-                .values()
-                .map(|m| PeerInfo {
-                    id: m.id,
-                    zone: m.zone.clone(),
-                    addr: m.peer_addr.clone(),
-                })
-                .collect();
+            let peers: Vec<PeerInfo> = self.hub.state().members.values().map(PeerInfo::from).collect();
             if !peers.is_empty() {
                 t.update_peers(peers);
             }
@@ -886,7 +873,6 @@ impl Consensus {
                 let _ = reply.send(Err(MembershipError::Aborted));
             }
             self.pending.clear();
-            self.closing.clear();
             self.reaping.clear();
         }
         self.last_role = role;
@@ -901,14 +887,12 @@ impl Consensus {
         let now = monotonic_ms(self.hub.started);
         let expired = self.hub.state().sessions.expired(now);
         for s in expired {
-            if self.closing.insert(s) {
-                info!(session = format!("{s:#x}"), "session expired");
-                if self.propose(s, AuthInfo::default(), TxnKind::CloseSession, None) {
-                    // From now on the session cannot be resumed or touched.
-                    self.hub.state().sessions.mark_closing(s);
-                } else {
-                    self.closing.remove(&s);
-                }
+            info!(session = format!("{s:#x}"), "session expired");
+            if self.propose(s, AuthInfo::default(), TxnKind::CloseSession, None) {
+                // The session table's closing mark unschedules the session
+                // (`expired` never reports it again) and refuses resumes
+                // and touches until the close applies.
+                self.hub.state().sessions.mark_closing(s);
             }
         }
     }
@@ -1052,14 +1036,8 @@ impl Consensus {
                 self.metrics.watch_events_sent(events);
                 applied
             };
-            match &txn.kind {
-                TxnKind::CloseSession => {
-                    self.closing.remove(&txn.session_id);
-                }
-                TxnKind::Reap { path } => {
-                    self.reaping.remove(path);
-                }
-                _ => {}
+            if let TxnKind::Reap { path } = &txn.kind {
+                self.reaping.remove(path);
             }
             if let Some(w) = waiting {
                 let _ = w.done.send(applied);
