@@ -152,11 +152,18 @@ async fn failover_to_another_zone_and_back_home_keeps_the_session() {
         .unwrap();
 
     c.close().await.unwrap();
+    // Read where the close was answered (the home member).
+    let home_reader = client(&e, Some(&home_zone)).await;
+    assert_eq!(zone_of(&home_reader.state()).as_deref(), Some(home_zone.as_str()));
     assert_eq!(
-        retry(|| other.exists("/eph")).await,
+        retry(|| home_reader.exists("/eph")).await,
         None,
         "closing removes the ephemeral"
     );
+    // Another member has it too once it has applied everything before a
+    // sync (reads are served locally and may lag without one).
+    retry(|| other.sync("/")).await;
+    assert_eq!(retry(|| other.exists("/eph")).await, None);
 }
 
 /// Without a configured zone the client measures `srvr` round trips and

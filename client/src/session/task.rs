@@ -620,6 +620,12 @@ impl Task {
                     .last_zxid
                     .store(self.session.last_zxid, Ordering::Relaxed);
                 if sent.call.op == OpCode::CloseSession {
+                    if h.err != 0 {
+                        warn!(
+                            err = h.err,
+                            "the server refused closeSession; the session will expire instead"
+                        );
+                    }
                     return Ok(Some(End::Closed));
                 }
                 self.complete(sent.call, h.err, body);
