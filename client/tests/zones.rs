@@ -136,6 +136,7 @@ async fn failover_to_another_zone_and_back_home_keeps_the_session() {
     })
     .await;
     assert_eq!(c.session_id(), sid, "same session after returning home");
+    println!("client stats after the return: {:?}", c.stats());
     assert_eq!(retry(|| c.get_data("/eph")).await.0, b"away");
     let stat = retry(|| other.exists("/eph"))
         .await

@@ -134,10 +134,12 @@ impl Task {
             };
             match self.serve(conn, &server).await {
                 Next::Reconnect => {
+                    Shared::count(&self.shared.connection_losses);
                     self.session.fail_sent(&Error::ConnectionLoss);
                     self.set_state(SessionState::Disconnected);
                 }
                 Next::MoveTo(home) => {
+                    Shared::count(&self.shared.moves_home);
                     info!(session = %hex(self.session.session_id), from = %server, to = %home,
                         "moving the session back to the own zone");
                     self.target = Some(home);
@@ -295,10 +297,11 @@ impl Task {
                 match result {
                     Ok((conn, resp)) => match self.accept(&server, resp) {
                         Ok(true) => return Ok((conn, server.clone())),
-                        Ok(false) => {}
+                        Ok(false) => Shared::count(&self.shared.failed_attempts),
                         Err(end) => return Err(end),
                     },
                     Err(e) => {
+                        Shared::count(&self.shared.failed_attempts);
                         debug!(server = %server, error = %e, "connection attempt failed; trying the next server")
                     }
                 }
@@ -339,6 +342,7 @@ impl Task {
             return Err(End::Expired);
         }
         let resumed = self.session.session_id != 0;
+        Shared::count(&self.shared.connects);
         self.session.session_id = resp.session_id;
         *self.shared.passwd.lock().unwrap_or_else(|p| p.into_inner()) = resp.passwd.clone();
         self.session.passwd = resp.passwd;
@@ -504,12 +508,16 @@ impl Task {
             });
             conn.send(&encode(xid::AUTH, OpCode::Auth, &body)).await?;
         }
-        if let Some(w) = self.watches.set_watches(self.session.last_zxid) {
+        let packets = self.watches.set_watches(self.session.last_zxid);
+        if !packets.is_empty() {
             debug!(
                 watches = self.watches.len(),
+                packets = packets.len(),
                 relative_zxid = self.session.last_zxid,
                 "re-registering watches"
             );
+        }
+        for w in packets {
             conn.send(&encode(
                 xid::SET_WATCHES,
                 OpCode::SetWatches2,
@@ -526,6 +534,7 @@ impl Task {
     async fn flush(&mut self, conn: &mut Conn) -> Result<(), ConnError> {
         let now = Instant::now();
         while let Some(packet) = self.session.send_next(now) {
+            Shared::count(&self.shared.requests);
             conn.send(&packet).await?;
         }
         Ok(())

@@ -89,6 +89,7 @@ pub async fn wait_state(client: &Client, what: &str, pred: impl Fn(&SessionState
 pub struct InProc {
     server: Option<RunningServer>,
     pub addr: SocketAddr,
+    config: Config,
     _dir: tempfile::TempDir,
 }
 
@@ -107,12 +108,29 @@ impl InProc {
             ..Config::default()
         };
         tweak(&mut config);
-        let server = server::start(config).await.expect("server starts");
+        let server = server::start(config.clone()).await.expect("server starts");
         InProc {
             addr: server.client_addr,
             server: Some(server),
+            config,
             _dir: dir,
         }
+    }
+
+    /// Shuts the server down (its clients see the connection close).
+    pub async fn stop(&mut self) {
+        if let Some(s) = self.server.take() {
+            within("shutdown", s.shutdown()).await.expect("clean shutdown");
+        }
+    }
+
+    /// Starts it again on the same address and data directory.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let mut config = self.config.clone();
+        config.client_addr = self.addr;
+        let server = server::start(config).await.expect("server restarts");
+        self.server = Some(server);
     }
 
     pub fn connect_string(&self) -> String {
