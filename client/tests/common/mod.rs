@@ -245,6 +245,12 @@ pub fn server_bin() -> PathBuf {
     BUILD.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
+        // target/debug is the `dev` profile; other directories are named
+        // after their profile.
+        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => "dev".to_string(),
+            Some(p) => p.to_string(),
+        };
         let status = Command::new(cargo)
             .args([
                 "build",
@@ -253,9 +259,8 @@ pub fn server_bin() -> PathBuf {
                 "zonekeeper-server",
                 "--bin",
                 "zonekeeper-server",
-                "--manifest-path",
-                manifest,
             ])
+            .args(["--profile", &profile, "--manifest-path", manifest])
             .env("CARGO_TARGET_DIR", profile_dir.parent().expect("target dir"))
             .status()
             .expect("running cargo build for zonekeeper-server");
@@ -332,13 +337,22 @@ impl Ensemble {
             .append(true)
             .open(m.dir.join("server.log"))
             .unwrap();
-        let child = Command::new(&self.bin)
+        let mut cmd = Command::new(&self.bin);
+        // The server reads ZONEKEEPER_* variables as settings: none of the
+        // test environment's may leak into a member.
+        for (k, _) in std::env::vars() {
+            if k.starts_with("ZONEKEEPER_") {
+                cmd.env_remove(k);
+            }
+        }
+        let child = cmd
             .arg("--config")
             .arg(m.dir.join("zonekeeper.toml"))
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
             .spawn()
             .expect("spawning zonekeeper-server");
         self.procs[i] = Some(child);
