@@ -1,36 +1,45 @@
-//! The controller: reconcile a `CoordinationCluster` into its objects.
+//! The controller: reconcile a `CoordinationCluster` into its objects and
+//! walk its ensemble to the spec, one day-2 step at a time.
 //!
-//! Owns: [`reconcile`] (one pass: record ids, server-side apply the
-//! `desired()` objects, prune what is no longer desired, restart at most one
-//! outdated pod, write status), [`error_policy`], the [`Context`] they share
-//! and [`run`], which watches clusters and the StatefulSets they own.
+//! Owns: [`reconcile`] (the I/O shell around the pure `desired()`,
+//! `plan()` and `observe()`), [`error_policy`], the [`Context`] they share,
+//! the volume finalizer, and [`run`], which watches clusters and the
+//! StatefulSets they own.
 //!
-//! Must not: decide what the objects look like (`desired.rs`) or what the
-//! status says (`status.rs`); both are pure functions this module feeds.
+//! Must not: decide what the objects look like (`desired.rs`), which step
+//! comes next (`plan.rs`) or what the status says (`status.rs`).
 //!
 //! A pass, in order (the mock API server tests assert this exact sequence):
-//! 1. a deleted cluster: nothing (owner references let the garbage collector
-//!    delete the children; the StatefulSets' claim retention policy applies
-//!    `storage.onDelete`, so no finalizer is needed);
+//! 1. the finalizer `zonekeeper.io/volumes` is added to a new cluster; a
+//!    deleted cluster gets its volume policy applied (`storage.onDelete`:
+//!    `Delete` deletes every claim of the cluster, `Retain` keeps them),
+//!    then the finalizer is removed and the garbage collector deletes the
+//!    children through their owner references;
 //! 2. `paused`: only the status (phase `Paused`) is written;
 //! 3. a spec `desired()` refuses: status phase `Invalid` with the reason and
 //!    a Warning event; nothing is applied (never half-applied);
-//! 4. new server ids: recorded in status first (ids.rs explains why);
+//! 4. a changed allocation (new ids, retiring members) is recorded in
+//!    status first (ids.rs explains why);
 //! 5. every object applied with `PatchParams::apply("zonekeeper-operator")
 //!    .force()`, ConfigMap first;
 //! 6. StatefulSets and Services of this cluster that are no longer desired
-//!    (a removed zone) are listed and deleted;
-//! 7. pods listed; when every member is ready and some run an old revision,
-//!    one is deleted (the StatefulSets use `OnDelete`), observers first,
-//!    the leader last;
-//! 8. status written with server-side apply on the status subresource.
+//!    (a removed zone whose members are all removed) are deleted, and with
+//!    `storage.onScaleDown: Delete` that zone's claims too;
+//! 7. pods listed, every member's `/v1/status` read (admin.rs, bounded by a
+//!    timeout; no answer is a state, not an error);
+//! 8. `plan()` picks at most one step, which is carried out: an admin call
+//!    on the leader or a pod deletion, with an Event either way (Normal on
+//!    success, Warning `ActionFailed` with the server's answer otherwise);
+//! 9. status written with server-side apply on the status subresource,
+//!    with retiring members the ensemble no longer lists forgotten.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -38,25 +47,32 @@ use k8s_openapi::NamespaceResourceScope;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{finalizer, Event as Finalizer};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::{info, warn};
 
-use crate::crd::{CoordinationCluster, CoordinationClusterStatus};
-use crate::desired::{desired, selector_labels, Object, Platform, MANAGER};
+use crate::admin::{AdminClient, NewMember, ServerStatus};
+use crate::crd::{CoordinationCluster, CoordinationClusterStatus, MemberStatus, VolumePolicy};
+use crate::desired::{
+    advertised, desired, selector_labels, Desired, Names, Object, Platform, MANAGER, ZONE_LABEL,
+};
 use crate::metrics::Metrics;
-use crate::status::{halted, observe, phase, restart_candidate};
+use crate::plan::{self, forgotten, leader_of, member_state, plan, Observed, Step, Want};
+use crate::status::{halted, observe, phase, pod_current, pod_ready, Seen};
 use crate::{Error, Result};
 
 /// How often a healthy cluster is looked at again even without changes.
 pub const RESYNC: Duration = Duration::from_secs(60);
 /// How soon a failed reconcile is retried.
 pub const RETRY: Duration = Duration::from_secs(30);
-/// How soon a cluster with work in progress (not ready, restarting) is
+/// How soon a cluster with work in progress (not ready, a day-2 step) is
 /// looked at again.
 pub const PROGRESS: Duration = Duration::from_secs(10);
+/// The finalizer that applies `storage.onDelete` before the cluster goes.
+pub const FINALIZER: &str = "zonekeeper.io/volumes";
 
 /// What every reconcile shares.
 pub struct Context {
@@ -65,10 +81,12 @@ pub struct Context {
     /// What the API server supports beyond 1.28 (from its version).
     pub platform: Platform,
     pub recorder: Recorder,
+    /// The servers' admin API.
+    pub admin: AdminClient,
 }
 
 impl Context {
-    pub fn new(client: Client, metrics: Arc<Metrics>, platform: Platform) -> Context {
+    pub fn new(client: Client, metrics: Arc<Metrics>, platform: Platform, admin: AdminClient) -> Context {
         let reporter = Reporter {
             controller: MANAGER.into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -79,6 +97,7 @@ impl Context {
             metrics,
             platform,
             recorder,
+            admin,
         }
     }
 
@@ -94,6 +113,10 @@ impl Context {
             warn!(error = %e, reason, "could not publish event");
         }
     }
+
+    fn action(&self, action: &str, result: &str) {
+        self.metrics.actions.with_label_values(&[action, result]).inc();
+    }
 }
 
 fn now() -> Time {
@@ -104,15 +127,74 @@ fn now() -> Time {
 pub async fn reconcile(cc: Arc<CoordinationCluster>, ctx: Arc<Context>) -> Result<Action> {
     let _timer = ctx.metrics.reconcile_started();
     let ns = cc.namespace().ok_or(Error::NoNamespace)?;
-    let name = cc.name_any();
     let clusters: Api<CoordinationCluster> = Api::namespaced(ctx.client.clone(), &ns);
+    finalizer(&clusters, FINALIZER, cc, |event| async {
+        match event {
+            Finalizer::Apply(cc) => apply_cluster(&cc, &ctx, &ns).await,
+            Finalizer::Cleanup(cc) => cleanup(&cc, &ctx, &ns).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
 
-    if cc.metadata.deletion_timestamp.is_some() {
-        return Ok(Action::await_change());
+/// Deletion: `storage.onDelete` decides the claims' fate. The children go
+/// with their owner references once the finalizer is removed.
+async fn cleanup(cc: &CoordinationCluster, ctx: &Context, ns: &str) -> Result<Action> {
+    let name = cc.name_any();
+    match cc.spec.storage.on_delete {
+        VolumePolicy::Delete => {
+            let n = delete_claims(ctx, ns, &label_selector(&selector_labels(cc))).await?;
+            info!(cluster = %name, claims = n, "deleted the cluster's volumes (storage.onDelete: Delete)");
+            ctx.action("delete_volumes", "ok");
+            ctx.event(
+                cc,
+                EventType::Normal,
+                "VolumesDeleted",
+                format!("deleted {n} volume claim(s): storage.onDelete is Delete"),
+            )
+            .await;
+        }
+        VolumePolicy::Retain => {
+            ctx.event(
+                cc,
+                EventType::Normal,
+                "VolumesRetained",
+                "kept the volume claims: storage.onDelete is Retain; delete them by label \
+                 app.kubernetes.io/instance when no longer needed"
+                    .into(),
+            )
+            .await;
+        }
     }
+    Ok(Action::await_change())
+}
+
+fn label_selector(labels: &BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Deletes the claims matching `selector`; returns how many.
+async fn delete_claims(ctx: &Context, ns: &str, selector: &str) -> Result<usize> {
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
+    let list = claims.list(&ListParams::default().labels(selector)).await?;
+    for c in &list.items {
+        claims.delete(&c.name_any(), &DeleteParams::default()).await?;
+    }
+    Ok(list.items.len())
+}
+
+async fn apply_cluster(cc: &CoordinationCluster, ctx: &Context, ns: &str) -> Result<Action> {
+    let name = cc.name_any();
+    let clusters: Api<CoordinationCluster> = Api::namespaced(ctx.client.clone(), ns);
+
     if cc.spec.paused {
         let s = halted(
-            &cc,
+            cc,
             phase::PAUSED,
             "Paused",
             "spec.paused is true: the operator changes nothing",
@@ -121,91 +203,287 @@ pub async fn reconcile(cc: Arc<CoordinationCluster>, ctx: Arc<Context>) -> Resul
         write_status(&clusters, &name, &s).await?;
         return Ok(Action::requeue(RESYNC));
     }
-    let want = match desired(&cc, ctx.platform) {
+    let want = match desired(cc, ctx.platform) {
         Ok(d) => d,
         Err(e) => {
             let message = e.to_string();
             warn!(cluster = %name, %message, "refusing the spec");
-            ctx.event(&cc, EventType::Warning, "InvalidSpec", message.clone())
+            ctx.event(cc, EventType::Warning, "InvalidSpec", message.clone())
                 .await;
-            let s = halted(&cc, phase::INVALID, "InvalidSpec", &message, &now());
+            let s = halted(cc, phase::INVALID, "InvalidSpec", &message, &now());
             write_status(&clusters, &name, &s).await?;
             return Ok(Action::await_change());
         }
     };
 
-    // 4. Ids are recorded before anything uses them.
+    // 4. The allocation is recorded before anything uses it.
     let previous = cc.status.clone().unwrap_or_default();
-    let slots = |ms: &[crate::crd::MemberStatus]| {
+    let slots = |ms: &[MemberStatus]| {
         ms.iter()
             .map(|m| (m.id, m.zone.clone(), m.ordinal, m.role))
             .collect::<Vec<_>>()
     };
     if slots(&previous.members) != slots(&want.members)
+        || slots(&previous.retiring) != slots(&want.retiring)
         || previous.next_member_id != Some(want.next_member_id)
     {
         let mut s = previous.clone();
         s.members = want.members.clone();
+        s.retiring = want.retiring.clone();
         s.next_member_id = Some(want.next_member_id);
         write_status(&clusters, &name, &s).await?;
-        ctx.metrics.actions.with_label_values(&["allocate_ids"]).inc();
+        ctx.action("allocate_ids", "ok");
     }
 
     // 5. Apply.
     for object in &want.objects {
-        apply(&ctx.client, &ns, object).await?;
+        apply(&ctx.client, ns, object).await?;
     }
-    ctx.metrics.actions.with_label_values(&["apply"]).inc();
+    ctx.action("apply", "ok");
 
     // 6. Prune.
-    let selector = selector_labels(&cc)
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let lp = ListParams::default().labels(&selector);
+    let lp = ListParams::default().labels(&label_selector(&selector_labels(cc)));
     let wanted = |kind: &str, n: &str| want.objects.iter().any(|o| o.kind() == kind && o.name() == n);
     let uid = cc.uid().unwrap_or_default();
     let ours = |o: &dyn ResourceOwners| o.owner_uids().contains(&uid);
-    let sets_api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &ns);
+    let sets_api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), ns);
     let mut sets = Vec::new();
     for s in sets_api.list(&lp).await?.items {
         if wanted("StatefulSet", &s.name_any()) {
             sets.push(s);
         } else if ours(&s) {
-            prune(&ctx, &cc, &sets_api, &s.name_any(), "StatefulSet").await?;
+            prune(ctx, cc, &sets_api, &s.name_any(), "StatefulSet").await?;
+            let zone = s.labels().get(ZONE_LABEL).cloned();
+            if let (Some(zone), VolumePolicy::Delete) = (zone, cc.spec.storage.on_scale_down) {
+                let mut labels = selector_labels(cc);
+                labels.insert(ZONE_LABEL.into(), zone.clone());
+                let n = delete_claims(ctx, ns, &label_selector(&labels)).await?;
+                ctx.action("delete_volumes", "ok");
+                ctx.event(
+                    cc,
+                    EventType::Normal,
+                    "VolumesDeleted",
+                    format!(
+                        "deleted {n} volume claim(s) of removed zone {zone}: storage.onScaleDown is Delete"
+                    ),
+                )
+                .await;
+            }
         }
     }
-    let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
     for s in services.list(&lp).await?.items {
         if !wanted("Service", &s.name_any()) && ours(&s) {
-            prune(&ctx, &cc, &services, &s.name_any(), "Service").await?;
+            prune(ctx, cc, &services, &s.name_any(), "Service").await?;
         }
     }
 
-    // 7. At most one restart.
-    let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    // 7. Observe pods and servers.
+    let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let pods = pods_api.list(&lp).await?.items;
-    let mut busy = false;
-    if let Some(pod) = restart_candidate(&cc, &want, &sets, &pods) {
-        info!(cluster = %name, %pod, "restarting onto the current config");
-        pods_api.delete(&pod, &DeleteParams::default()).await?;
-        ctx.metrics.actions.with_label_values(&["restart_pod"]).inc();
-        ctx.event(
-            &cc,
-            EventType::Normal,
-            "RestartMember",
-            format!("deleted pod {pod} to run the current config"),
-        )
-        .await;
-        busy = true;
-    }
+    let names = Names::new(cc, ns);
+    let obs = observe_servers(ctx, &names, &want, &sets, &pods).await;
 
-    // 8. Status.
-    let s = observe(&cc, &want, &sets, &pods, &now());
-    busy |= s.phase.as_deref() != Some(phase::RUNNING);
+    // 8. One step.
+    let step = plan(&obs);
+    let gone = forgotten(&obs);
+    let outcome = carry_out(ctx, cc, &names, &want, &obs, &pods_api, &step).await?;
+
+    // 9. Status.
+    let seen = Seen {
+        leader: obs.leader.as_ref().map(|l| l.id),
+        states: obs
+            .members
+            .iter()
+            .map(|m| {
+                let zxid = m.server.as_ref().filter(|s| s.id == m.id).map(|s| s.last_zxid);
+                (m.id, (member_state(m, obs.leader.as_ref()).to_string(), zxid))
+            })
+            .collect(),
+        retiring: want
+            .retiring
+            .iter()
+            .filter(|r| !gone.contains(&r.id))
+            .cloned()
+            .collect(),
+        bootstrapped: obs.leader.is_some(),
+        step: outcome,
+    };
+    for id in &gone {
+        info!(cluster = %name, member = id, "member removed from the ensemble; forgetting it");
+    }
+    let s = observe(cc, &want, &sets, &pods, &seen, &now());
+    let busy = s.phase.as_deref() != Some(phase::RUNNING) || !gone.is_empty();
     write_status(&clusters, &name, &s).await?;
     Ok(Action::requeue(if busy { PROGRESS } else { RESYNC }))
+}
+
+/// Reads every member's `/v1/status` (concurrently, each bounded by the
+/// admin client's timeout) and folds it with the pods into [`Observed`].
+async fn observe_servers(
+    ctx: &Context,
+    names: &Names,
+    want: &Desired,
+    sets: &[StatefulSet],
+    pods: &[Pod],
+) -> Observed {
+    let all: Vec<(&MemberStatus, Want)> = want
+        .members
+        .iter()
+        .map(|m| {
+            let w = match m.role {
+                crate::crd::MemberRole::Voter => Want::Voter,
+                crate::crd::MemberRole::Observer => Want::Observer,
+            };
+            (m, w)
+        })
+        .chain(want.retiring.iter().map(|m| (m, Want::Retire)))
+        .collect();
+    let mut pod_names: Vec<(&str, &str, i32)> = all
+        .iter()
+        .map(|(m, _)| (m.pod.as_str(), m.zone.as_str(), m.ordinal))
+        .collect();
+    pod_names.sort();
+    pod_names.dedup();
+    let answers: BTreeMap<&str, Option<ServerStatus>> =
+        futures::future::join_all(pod_names.iter().map(|&(pod, zone, ordinal)| async move {
+            let exists = pods.iter().any(|p| p.name_any() == pod);
+            if !exists {
+                return (pod, None);
+            }
+            let endpoint = ctx.admin.endpoint(names, zone, ordinal);
+            match ctx.admin.status(&endpoint).await {
+                Ok(s) => (pod, Some(s)),
+                Err(e) => {
+                    tracing::debug!(pod, error = %e, "no /v1/status");
+                    (pod, None)
+                }
+            }
+        }))
+        .await
+        .into_iter()
+        .collect();
+    let leader = leader_of(answers.values().flatten());
+    let members = all
+        .iter()
+        .map(|(m, w)| {
+            let pod = pods.iter().find(|p| p.name_any() == m.pod);
+            plan::Member {
+                id: m.id,
+                ordinal: m.ordinal,
+                pod: m.pod.clone(),
+                want: *w,
+                pod_exists: pod.is_some(),
+                pod_ready: pod.is_some_and(pod_ready),
+                pod_current: pod.is_none_or(|p| pod_current(p, sets)),
+                server: answers.get(m.pod.as_str()).cloned().flatten(),
+            }
+        })
+        .collect();
+    Observed { members, leader }
+}
+
+/// Carries out `step`. Returns what status shows as the step in progress:
+/// `None` when idle, the reason and sentence otherwise (a failed admin call
+/// included: it is reported, counted and retried on the next pass, not an
+/// error of the reconcile).
+async fn carry_out(
+    ctx: &Context,
+    cc: &CoordinationCluster,
+    names: &Names,
+    want: &Desired,
+    obs: &Observed,
+    pods_api: &Api<Pod>,
+    step: &Step,
+) -> Result<Option<(String, String)>> {
+    let name = cc.name_any();
+    let reason = step.reason();
+    let sentence = step.describe();
+    let leader_endpoint = || {
+        let leader = obs.leader.as_ref().map(|l| l.id)?;
+        want.members
+            .iter()
+            .chain(&want.retiring)
+            .find(|m| {
+                m.id == leader
+                    && obs
+                        .members
+                        .iter()
+                        .any(|o| o.id == m.id && o.server.as_ref().is_some_and(|s| s.id == leader))
+            })
+            .map(|m| ctx.admin.endpoint(names, &m.zone, m.ordinal))
+    };
+    let result = match step {
+        Step::Idle => return Ok(None),
+        Step::Wait(_) => return Ok(Some(("Waiting".into(), sentence))),
+        Step::Restart { pod, .. } => {
+            pods_api.delete(pod, &DeleteParams::default()).await?;
+            Ok(())
+        }
+        Step::Add(id) | Step::Promote(id) | Step::Remove(id) | Step::TransferLeader { to: id, .. } => {
+            let Some(endpoint) = leader_endpoint() else {
+                return Ok(Some((
+                    "Waiting".into(),
+                    "waiting: the leader's admin port is not known".into(),
+                )));
+            };
+            match step {
+                Step::Add(_) => {
+                    let m = want
+                        .members
+                        .iter()
+                        .find(|m| m.id == *id)
+                        .expect("plan adds desired members");
+                    let a = advertised(names, m);
+                    let body = NewMember {
+                        id: a.id,
+                        zone: a.zone,
+                        peer_addr: a.peer_addr,
+                        client_addr: a.client_addr,
+                        role: "observer".into(),
+                    };
+                    ctx.admin.add_member(&endpoint, &body).await
+                }
+                Step::Promote(_) => ctx.admin.promote(&endpoint, *id).await,
+                Step::Remove(_) => ctx.admin.remove(&endpoint, *id).await,
+                _ => ctx.admin.transfer_leader(&endpoint, *id).await,
+            }
+        }
+    };
+    let action = snake(reason);
+    match result {
+        Ok(()) => {
+            info!(cluster = %name, step = %sentence, "day-2 step");
+            ctx.action(&action, "ok");
+            ctx.event(cc, EventType::Normal, reason, sentence.clone()).await;
+            Ok(Some((reason.to_string(), sentence)))
+        }
+        Err(e) => {
+            warn!(cluster = %name, step = %sentence, error = %e, "day-2 step failed");
+            ctx.action(&action, "failed");
+            ctx.metrics.failures.with_label_values(&["admin"]).inc();
+            let message = format!("{sentence} failed: {e}");
+            ctx.event(cc, EventType::Warning, "ActionFailed", message.clone())
+                .await;
+            Ok(Some(("ActionFailed".into(), message)))
+        }
+    }
+}
+
+/// `AddMember` -> `add_member`.
+fn snake(reason: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in reason.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Logs, counts by error kind, and retries later.
@@ -249,7 +527,7 @@ where
 {
     info!(cluster = %cc.name_any(), kind, name, "deleting an object no longer desired");
     api.delete(name, &DeleteParams::default()).await?;
-    ctx.metrics.actions.with_label_values(&["prune"]).inc();
+    ctx.action("prune", "ok");
     ctx.event(
         cc,
         EventType::Normal,

@@ -329,6 +329,20 @@ pub struct CoordinationClusterStatus {
     /// The next server id to hand out; only ever grows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_member_id: Option<i64>,
+    /// Members no longer in the spec that are still in the ensemble: the
+    /// operator removes them (`DELETE /v1/members/{id}`) before their pods
+    /// go, then forgets them. Their ids stay retired.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retiring: Vec<MemberStatus>,
+    /// The ensemble has formed (a leader was seen). From then on membership
+    /// changes go through the admin API, and every member's config says
+    /// `join = true`, so a member with an empty volume waits to be added
+    /// instead of founding a second ensemble.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bootstrapped: bool,
+    /// The day-2 step taken or waited on in the last pass, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
     /// Client endpoints per zone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub zones: Vec<ZoneStatus>,
@@ -372,6 +386,13 @@ pub struct MemberStatus {
     /// Whether the pod is ready, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready: Option<bool>,
+    /// `leader`, `follower`, `observer` (in the ensemble), `joining` (its
+    /// server runs, not added yet), `starting` or `retired`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// The last zxid its server applied (`/v1/status`), when it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_zxid: Option<i64>,
 }
 
 /// A zone's client endpoint.

@@ -17,6 +17,9 @@ use kube::client::Body;
 use kube::{Client, ResourceExt};
 use serde_json::{json, Value};
 
+use std::time::Duration;
+
+use crate::admin::{AdminClient, Endpoints};
 use crate::controller::Context;
 use crate::crd::{CoordinationCluster, CoordinationClusterSpec, ZoneSpec};
 use crate::desired::{desired, Object, Platform};
@@ -60,6 +63,7 @@ impl CoordinationCluster {
         let d = desired(&self, Platform::KUBERNETES_1_28).expect("valid fixture");
         let mut status = self.status.take().unwrap_or_default();
         status.members = d.members;
+        status.retiring = d.retiring;
         status.next_member_id = Some(d.next_member_id);
         self.status = Some(status);
         self
@@ -324,7 +328,13 @@ impl Context {
     pub fn test() -> (Arc<Context>, ApiServerVerifier) {
         let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         let client = Client::new(service, "default");
-        let ctx = Context::new(client, Arc::new(Metrics::default()), Platform::KUBERNETES_1_28);
+        let admin = AdminClient::new(Duration::from_millis(500), Endpoints::Fixed(Default::default()));
+        let ctx = Context::new(
+            client,
+            Arc::new(Metrics::default()),
+            Platform::KUBERNETES_1_28,
+            admin,
+        );
         (Arc::new(ctx), ApiServerVerifier(handle))
     }
 }
