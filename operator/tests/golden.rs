@@ -73,6 +73,11 @@ fn overrides_observers_and_carried_over_ids() {
 }
 
 #[test]
+fn scale_down_in_progress_keeps_the_retiring_pod_and_joins() {
+    check("scale-down", "", Platform::KUBERNETES_1_28);
+}
+
+#[test]
 fn the_examples_are_golden_inputs() {
     // manifests/examples/ are what users copy: keep them covered.
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
