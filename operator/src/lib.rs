@@ -7,6 +7,7 @@
 //! - [`plan`]: the next day-2 step as a pure function of what was observed.
 //! - [`admin`]: the client of the servers' admin API (docs/admin-api.md).
 //! - [`lease`]: leader election between operator replicas (a Lease).
+//! - [`rbac`]: the API access the operator needs, generated into manifests.
 //! - [`status`]: the reported status as a pure function of what was seen.
 //! - [`controller`]: reconcile (server-side apply), error policy, run.
 //! - [`render`]: `zonekeeper-operator render FILE`, desired objects as YAML.
@@ -21,6 +22,7 @@ pub mod ids;
 pub mod lease;
 pub mod metrics;
 pub mod plan;
+pub mod rbac;
 pub mod render;
 pub mod status;
 pub mod telemetry;
