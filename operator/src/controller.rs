@@ -233,6 +233,17 @@ async fn apply_cluster(cc: &CoordinationCluster, ctx: &Context, ns: &str) -> Res
         s.next_member_id = Some(want.next_member_id);
         write_status(&clusters, &name, &s).await?;
         ctx.action("allocate_ids", "ok");
+        let list = |ms: &[MemberStatus]| {
+            ms.iter()
+                .map(|m| format!("{}={}", m.pod, m.id))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut note = format!("member ids: {}", list(&want.members));
+        if !want.retiring.is_empty() {
+            note.push_str(&format!("; retiring: {}", list(&want.retiring)));
+        }
+        ctx.event(cc, EventType::Normal, "IdsAllocated", note).await;
     }
 
     // 5. Apply.

@@ -857,3 +857,100 @@ fn disruption_budget(cc: &CoordinationCluster, names: &Names, owner: &OwnerRefer
         ..PodDisruptionBudget::default()
     }
 }
+
+#[cfg(test)]
+mod test {
+    //! `validate`: the operator's second line behind the CRD's schema and
+    //! CEL rules (crd.rs tests those). Each refused spec gets a message
+    //! saying what to change, and `desired()` returns no objects at all.
+
+    use super::*;
+
+    fn refused(cc: &CoordinationCluster, expected: &str) {
+        match desired(cc, Platform::KUBERNETES_1_28) {
+            Err(e) => assert!(e.to_string().contains(expected), "{e}"),
+            Ok(_) => panic!("accepted; expected a refusal containing {expected:?}"),
+        }
+    }
+
+    #[test]
+    fn every_schema_rule_is_checked_again() {
+        let base = CoordinationCluster::test;
+        refused(&base().with_zones(&[("a", 1, 0), ("a", 2, 0)]), "appears twice");
+        refused(&base().with_zones(&[("a", 0, 1)]), "0 voters in total");
+        refused(
+            &base().with_zones(&[("a", 2, 0)]),
+            "2 voters in total; use an odd number",
+        );
+        refused(&base().with_zones(&[("a", 4, 0), ("b", 5, 0)]), "9 voters");
+        refused(&base().with_zones(&[("a", 3, -1)]), "must not be negative");
+        refused(
+            &base().with_zones(&[("a", 1, 0), ("b", 0, 0)]),
+            "no voters and no observers",
+        );
+        refused(&base().with_zones(&[("A_1", 1, 0)]), "not a DNS label");
+        refused(&base().with_zones(&[]), "at least one zone");
+        let mut cc = base();
+        cc.spec.storage.size = "-1Gi".into();
+        refused(&cc, "not a positive quantity");
+        cc.spec.storage.size = "0".into();
+        refused(&cc, "not a positive quantity");
+        let mut cc = base();
+        cc.spec.image.clear();
+        refused(&cc, "spec.image");
+        let mut cc = base();
+        cc.spec.server.min_session_timeout_ms = Some(10);
+        cc.spec.server.max_session_timeout_ms = Some(5);
+        refused(&cc, "exceeds maxSessionTimeoutMs");
+        let mut cc = base();
+        cc.metadata.name = Some("n".repeat(60));
+        refused(&cc, "longer than 51");
+    }
+
+    #[test]
+    fn a_resource_not_read_from_the_api_server_is_refused() {
+        let mut cc = CoordinationCluster::test();
+        cc.metadata.uid = None;
+        assert_eq!(desired(&cc, Platform::KUBERNETES_1_28), Err(Invalid::NoUid));
+        cc.metadata.namespace = None;
+        assert!(desired(&cc, Platform::KUBERNETES_1_28).is_err());
+    }
+
+    #[test]
+    fn membership_changes_do_not_change_the_pod_template_but_settings_do() {
+        let template = |cc: &CoordinationCluster| {
+            desired(cc, Platform::KUBERNETES_1_28)
+                .unwrap()
+                .objects
+                .into_iter()
+                .find_map(|o| match o {
+                    Object::StatefulSet(s) if s.name_any() == "coord-a" => Some(s.spec.unwrap().template),
+                    _ => None,
+                })
+                .unwrap()
+        };
+        let cc = CoordinationCluster::test().allocated();
+        let bigger = cc
+            .clone()
+            .with_zones(&[("a", 1, 0), ("b", 3, 0), ("c", 1, 2)])
+            .allocated();
+        assert_eq!(template(&cc), template(&bigger), "no rolling restart for a scale");
+        let mut tuned = cc.clone();
+        tuned.spec.server.tick_ms = Some(50);
+        assert_ne!(template(&cc), template(&tuned), "a setting restarts every member");
+    }
+
+    #[test]
+    fn configs_join_once_the_ensemble_has_formed() {
+        let cc = CoordinationCluster::test().allocated();
+        let names = Names::new(&cc, "default");
+        let d = desired(&cc, Platform::KUBERNETES_1_28).unwrap();
+        let founding = server_configs(&cc, &names, &d.members, &d.retiring);
+        assert!(founding
+            .values()
+            .all(|c| c.join.is_none() && c.members.len() == 3));
+        let formed = cc.bootstrapped();
+        let joined = server_configs(&formed, &names, &d.members, &d.retiring);
+        assert!(joined.values().all(|c| c.join == Some(true)));
+    }
+}

@@ -106,7 +106,7 @@ pub struct ApiServerVerifier(pub ApiServerHandle);
 
 /// The call sequences reconcile is expected to make.
 pub enum Scenario {
-    /// A new cluster: ids recorded in status, every object applied,
+    /// A new cluster: ids recorded in status (and an event), every object applied,
     /// StatefulSets, Services and pods listed (none yet), status written.
     Create(CoordinationCluster),
     /// `paused`: one status write, nothing else.
@@ -157,6 +157,7 @@ impl ApiServerVerifier {
             match scenario {
                 Scenario::Create(cc) => {
                     statuses.push(v.status_write(&cc).await);
+                    v.event_reason("IdsAllocated").await;
                     v.applies(&cc).await;
                     v.list(
                         "/apis/apps/v1/namespaces/default/statefulsets",
