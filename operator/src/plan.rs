@@ -16,8 +16,11 @@
 //!    and it is how a bad image or setting is fixed.
 //! 2. Without a known leader nothing else happens.
 //! 3. Every desired member the ensemble lists must be ready, answer
-//!    `/v1/status` and be caught up (applied index within [`CATCH_UP_LAG`]
-//!    of the leader's commit index) before anything changes.
+//!    `/v1/status` and be caught up before anything changes: it has
+//!    applied the founding snapshot (index 1) or later, lists the same
+//!    members as the leader (it has the log up to its own addition, not
+//!    just its config file), and its applied index is within
+//!    [`CATCH_UP_LAG`] of the leader's commit index.
 //! 4. Scale up first (fault tolerance never drops below what it was): a
 //!    desired member the ensemble lacks is added as an observer once its pod
 //!    answers with its id; a desired voter that is an observer is promoted
@@ -74,6 +77,35 @@ pub struct Leader {
     pub commit_index: u64,
     /// `(id, voter)` of every ensemble member.
     pub members: Vec<(i64, bool)>,
+}
+
+/// Whether a member's own report shows it has the ensemble's state: see
+/// rule 3 of the module doc.
+pub fn caught_up(s: &ServerStatus, leader: &Leader) -> Result<(), String> {
+    if s.raft_applied_index == 0 {
+        return Err(format!(
+            "member {} has applied nothing yet (waiting for the leader's snapshot)",
+            s.id
+        ));
+    }
+    let mut theirs: Vec<i64> = s.members.iter().map(|m| m.id).collect();
+    let mut ours: Vec<i64> = leader.members.iter().map(|m| m.0).collect();
+    theirs.sort_unstable();
+    ours.sort_unstable();
+    if theirs != ours {
+        return Err(format!(
+            "member {} knows members {theirs:?}, the leader {ours:?}",
+            s.id
+        ));
+    }
+    let behind = leader.commit_index.saturating_sub(s.raft_applied_index);
+    if behind > CATCH_UP_LAG {
+        return Err(format!(
+            "member {} applied index {} of {}",
+            s.id, s.raft_applied_index, leader.commit_index
+        ));
+    }
+    Ok(())
 }
 
 impl Leader {
@@ -212,12 +244,8 @@ pub fn plan(obs: &Observed) -> Step {
         let Some(s) = m.server.as_ref().filter(|s| s.id == m.id) else {
             return Step::Wait(format!("member {} ({}) does not answer /v1/status", m.id, m.pod));
         };
-        let behind = leader.commit_index.saturating_sub(s.raft_applied_index);
-        if behind > CATCH_UP_LAG {
-            return Step::Wait(format!(
-                "member {} is catching up: applied index {} of {}",
-                m.id, s.raft_applied_index, leader.commit_index
-            ));
+        if let Err(why) = caught_up(s, leader) {
+            return Step::Wait(format!("member {} is catching up: {why}", m.id));
         }
     }
 
@@ -360,8 +388,28 @@ mod test {
             self.members.iter_mut().find(|m| m.id == id).unwrap()
         }
         fn observed(&self) -> Observed {
+            // every member that answers knows the ensemble as the leader does
+            let known: Vec<EnsembleMember> = self
+                .ensemble
+                .iter()
+                .map(|&(id, voter)| EnsembleMember {
+                    id,
+                    zone: "a".into(),
+                    role: if voter { "voter" } else { "observer" }.into(),
+                    client_addr: String::new(),
+                    peer_addr: String::new(),
+                })
+                .collect();
+            let mut members = self.members.clone();
+            for m in &mut members {
+                if let Some(s) = m.server.as_mut() {
+                    if s.members.is_empty() {
+                        s.members = known.clone();
+                    }
+                }
+            }
             Observed {
-                members: self.members.clone(),
+                members,
                 leader: Some(Leader {
                     id: self.leader,
                     commit_index: self.commit,
@@ -431,6 +479,36 @@ mod test {
         let mut w = three();
         w.member(2).server.as_mut().unwrap().raft_applied_index = 100 - CATCH_UP_LAG;
         assert_eq!(w.plan(), Step::Idle);
+    }
+
+    #[test]
+    fn a_member_that_applied_nothing_or_knows_another_membership_is_not_caught_up() {
+        let leader = Leader {
+            id: 1,
+            commit_index: 5,
+            members: vec![(1, true), (2, true), (3, false)],
+        };
+        let mut s = status(3, 0);
+        let all = |ids: &[i64]| {
+            ids.iter()
+                .map(|&id| EnsembleMember {
+                    id,
+                    zone: "a".into(),
+                    role: "voter".into(),
+                    client_addr: String::new(),
+                    peer_addr: String::new(),
+                })
+                .collect::<Vec<_>>()
+        };
+        // a joiner reports the members of its config file and index 0
+        s.members = all(&[1, 3]);
+        assert!(caught_up(&s, &leader).unwrap_err().contains("applied nothing"));
+        s.raft_applied_index = 5;
+        assert!(caught_up(&s, &leader)
+            .unwrap_err()
+            .contains("knows members [1, 3]"));
+        s.members = all(&[1, 2, 3]);
+        assert_eq!(caught_up(&s, &leader), Ok(()));
     }
 
     #[test]
