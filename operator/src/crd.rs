@@ -319,7 +319,8 @@ pub struct CoordinationClusterStatus {
     /// Members whose pods are ready.
     #[serde(default)]
     pub ready_members: i32,
-    /// Server id of the leader, when known.
+    /// Server id of the leader, as the servers reported it in the last
+    /// pass; unset when no leader was found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leader: Option<i64>,
     /// The id allocation and what is known of each member. Ids are stored

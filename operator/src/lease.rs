@@ -245,3 +245,110 @@ mod test {
         assert_eq!(decide(Some(&empty), "a", at(1)), Decision::Take);
     }
 }
+
+#[cfg(test)]
+mod api_test {
+    //! [`Elector::round`] against the mock API server: the calls it makes
+    //! and how it reads the answers (a 409 is a lost race, not an error).
+
+    use super::*;
+    use http::{Request, Response};
+    use kube::client::Body;
+    use serde_json::{json, Value};
+
+    fn elector() -> (Elector, tower_test::mock::Handle<Request<Body>, Response<Body>>) {
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(service, "ops");
+        (Elector::new(client, "ops", "zk-operator", "pod-a"), handle)
+    }
+
+    fn respond(status: u16, body: Value) -> Response<Body> {
+        Response::builder()
+            .status(status)
+            .body(Body::from(serde_json::to_vec(&body).unwrap()))
+            .unwrap()
+    }
+
+    fn not_found() -> Response<Body> {
+        respond(
+            404,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}),
+        )
+    }
+
+    const PATH: &str = "/apis/coordination.k8s.io/v1/namespaces/ops/leases/zk-operator";
+
+    #[tokio::test]
+    async fn the_first_replica_creates_the_lease_holding_it() {
+        let (e, mut api) = elector();
+        let server = tokio::spawn(async move {
+            let (req, send) = api.next_request().await.unwrap();
+            assert_eq!((req.method().as_str(), req.uri().path()), ("GET", PATH));
+            send.send_response(not_found());
+            let (req, send) = api.next_request().await.unwrap();
+            assert_eq!(req.method(), http::Method::POST);
+            assert_eq!(
+                req.uri().path(),
+                "/apis/coordination.k8s.io/v1/namespaces/ops/leases"
+            );
+            let body: Value =
+                serde_json::from_slice(&req.into_body().collect_bytes().await.unwrap()).unwrap();
+            assert_eq!(body["spec"]["holderIdentity"], "pod-a");
+            assert_eq!(body["spec"]["leaseDurationSeconds"], 15);
+            send.send_response(respond(201, body));
+        });
+        assert!(e.round().await.unwrap());
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn losing_the_race_for_an_expired_lease_is_a_conflict_and_we_follow() {
+        let (e, mut api) = elector();
+        let server = tokio::spawn(async move {
+            let (_, send) = api.next_request().await.unwrap();
+            send.send_response(respond(
+                200,
+                json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                       "metadata": {"name": "zk-operator", "namespace": "ops", "resourceVersion": "41"},
+                       "spec": {"holderIdentity": "pod-b", "leaseDurationSeconds": 15,
+                                "renewTime": "2020-01-01T00:00:00.000000Z", "leaseTransitions": 3}}),
+            ));
+            let (req, send) = api.next_request().await.unwrap();
+            assert_eq!((req.method().as_str(), req.uri().path()), ("PUT", PATH));
+            let body: Value =
+                serde_json::from_slice(&req.into_body().collect_bytes().await.unwrap()).unwrap();
+            assert_eq!(
+                body["metadata"]["resourceVersion"], "41",
+                "optimistic concurrency"
+            );
+            assert_eq!(body["spec"]["holderIdentity"], "pod-a");
+            assert_eq!(body["spec"]["leaseTransitions"], 4);
+            send.send_response(respond(
+                409,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409,
+                       "message": "the object has been modified"}),
+            ));
+        });
+        assert!(!e.round().await.unwrap(), "another replica won");
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_live_lease_of_another_replica_is_not_written() {
+        let (e, mut api) = elector();
+        let now = Timestamp::now();
+        let server = tokio::spawn(async move {
+            let (_, send) = api.next_request().await.unwrap();
+            send.send_response(respond(
+                200,
+                json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                       "metadata": {"name": "zk-operator", "namespace": "ops", "resourceVersion": "7"},
+                       "spec": {"holderIdentity": "pod-b", "leaseDurationSeconds": 15,
+                                "renewTime": MicroTime(now)}}),
+            ));
+            // no second call: the handle is dropped with the task
+        });
+        assert!(!e.round().await.unwrap());
+        server.await.unwrap();
+    }
+}

@@ -221,7 +221,8 @@ pub fn observe(
         phase: Some(phase.to_string()),
         conditions,
         ready_members: ready,
-        leader: seen.leader.or(previous.leader),
+        // only what was seen this pass: a stale leader would mislead
+        leader: seen.leader,
         members,
         next_member_id: Some(desired.next_member_id),
         retiring,
