@@ -303,6 +303,10 @@ async fn apply_cluster(cc: &CoordinationCluster, ctx: &Context, ns: &str) -> Res
     // 9. Status.
     let seen = Seen {
         leader: obs.leader.as_ref().map(|l| l.id),
+        in_ensemble: obs
+            .leader
+            .as_ref()
+            .map(|l| l.members.iter().map(|m| m.0).collect()),
         states: obs
             .members
             .iter()
@@ -894,7 +898,9 @@ mod test {
                 r#"POST /v1/members {"id":4,"zone":"a","peer_addr":"coord-a-1.coord-peers.default.svc:2888","client_addr":"coord-a-1.coord-peers.default.svc:2181","role":"observer"}"#
             ]
         );
-        assert_eq!(s["phase"], phase::DEGRADED, "two members not ready yet");
+        assert_eq!(s["phase"], phase::UPDATING, "joiners are not down");
+        assert_eq!(condition(&s, "Degraded")["status"], "False");
+        assert_eq!(condition(&s, "Ready")["message"], "3/5 members ready");
         assert_eq!(condition(&s, "Progressing")["reason"], "AddMember");
         assert_eq!(
             ctx.metrics.actions.with_label_values(&["add_member", "ok"]).get(),

@@ -60,6 +60,9 @@ pub fn pod_current(pod: &Pod, sets: &[StatefulSet]) -> bool {
 pub struct Seen {
     /// The leader's id, when one was found.
     pub leader: Option<i64>,
+    /// The ensemble's member ids as the leader lists them (`None` without
+    /// a leader). A desired member outside it is being added, not down.
+    pub in_ensemble: Option<std::collections::BTreeSet<i64>>,
     /// Member id -> (state, last zxid), from plan::member_state and
     /// `/v1/status`.
     pub states: BTreeMap<i64, (String, Option<i64>)>,
@@ -104,10 +107,20 @@ pub fn observe(
     }
     let ready = members.iter().filter(|m| m.ready == Some(true)).count() as i32;
     let total = members.len() as i32;
-    let voters = members.iter().filter(|m| m.role == MemberRole::Voter).count();
+    // new members not added yet are not "down", and do not count for the
+    // quorum (the ensemble does not have them yet)
+    let joining = |m: &MemberStatus| seen.in_ensemble.as_ref().is_some_and(|e| !e.contains(&m.id));
+    let down = members
+        .iter()
+        .filter(|m| m.ready != Some(true) && !joining(m))
+        .count() as i32;
+    let voters = members
+        .iter()
+        .filter(|m| m.role == MemberRole::Voter && !joining(m))
+        .count();
     let ready_voters = members
         .iter()
-        .filter(|m| m.role == MemberRole::Voter && m.ready == Some(true))
+        .filter(|m| m.role == MemberRole::Voter && m.ready == Some(true) && !joining(m))
         .count();
     let quorum = ready_voters > voters / 2;
     let outdated = members
@@ -131,7 +144,7 @@ pub fn observe(
 
     let phase = if ready == total && outdated == 0 && seen.step.is_none() {
         phase::RUNNING
-    } else if ready == total {
+    } else if down == 0 {
         phase::UPDATING
     } else if ready == 0 && previous.phase.as_deref() != Some(phase::RUNNING) {
         phase::PENDING
@@ -172,18 +185,14 @@ pub fn observe(
             "every member runs the current config".to_string(),
         )
     };
-    let (deg_status, deg_reason, deg_message) = if !quorum && ready < total {
+    let (deg_status, deg_reason, deg_message) = if !quorum && down > 0 {
         (
             "True",
             "QuorumLost",
             format!("{ready_voters}/{voters} voters ready: no write quorum"),
         )
-    } else if ready < total && (phase == phase::DEGRADED || phase == phase::UPDATING) {
-        (
-            "True",
-            "MembersDown",
-            format!("{}/{total} members not ready", total - ready),
-        )
+    } else if down > 0 && phase != phase::PENDING {
+        ("True", "MembersDown", format!("{down}/{total} members not ready"))
     } else {
         ("False", "Healthy", "no member is down".to_string())
     };
