@@ -324,8 +324,19 @@ async fn apply_cluster(cc: &CoordinationCluster, ctx: &Context, ns: &str) -> Res
         bootstrapped: obs.leader.is_some(),
         step: outcome,
     };
-    for id in &gone {
-        info!(cluster = %name, member = id, "member removed from the ensemble; forgetting it");
+    for r in want.retiring.iter().filter(|r| gone.contains(&r.id)) {
+        info!(cluster = %name, member = r.id, pod = %r.pod, "member left the ensemble; forgetting it");
+        ctx.action("retire_member", "ok");
+        ctx.event(
+            cc,
+            EventType::Normal,
+            "MemberRetired",
+            format!(
+                "member {} left the ensemble; its id stays retired and pod {} goes (or runs a new member)",
+                r.id, r.pod
+            ),
+        )
+        .await;
     }
     let s = observe(cc, &want, &sets, &pods, &seen, &now());
     let busy = s.phase.as_deref() != Some(phase::RUNNING) || !gone.is_empty();
@@ -966,7 +977,13 @@ mod test {
         let (s, _) = pass(&ens, &cc, pods.clone(), vec![Expect::Event("RemoveMember")]).await;
         assert_eq!(ens.model().calls[1], "DELETE /v1/members/3");
         let cc = with_status(&cc, &s);
-        let (s, _) = pass(&ens, &cc, pods.clone(), vec![Expect::Event("RemoveMember")]).await;
+        let (s, _) = pass(
+            &ens,
+            &cc,
+            pods.clone(),
+            vec![Expect::Event("RemoveMember"), Expect::Event("MemberRetired")],
+        )
+        .await;
         assert_eq!(ens.model().calls[2], "DELETE /v1/members/2");
         let ids: Vec<_> = s["retiring"]
             .as_array()
@@ -981,7 +998,7 @@ mod test {
             Some(2),
             "a-2 may go now"
         );
-        let (s, _) = pass(&ens, &cc, pods, vec![]).await;
+        let (s, _) = pass(&ens, &cc, pods, vec![Expect::Event("MemberRetired")]).await;
         assert!(s.get("retiring").is_none(), "{s}");
         let cc = with_status(&cc, &s);
         assert_eq!(

@@ -43,7 +43,7 @@ impl Default for Metrics {
             Opts::new(
                 "zonekeeper_operator_actions_total",
                 "Changes made to clusters, by action (allocate_ids, apply, prune, delete_volumes, \
-                 add_member, promote_member, remove_member, transfer_leader, restart_member) and \
+                 add_member, promote_member, remove_member, transfer_leader, restart_member, retire_member) and \
                  result (ok, failed)",
             ),
             &["action", "result"],
