@@ -144,6 +144,19 @@ async fn campaign_timeout_withdraws() {
     ts.shutdown().await;
 }
 
+/// Waits until the watch yields exactly the members `want`.
+async fn converge(w: &mut recipes::GroupWatch, want: &[&str]) -> Vec<recipes::Member> {
+    within("member list to converge", async {
+        loop {
+            let l = w.next().await.unwrap();
+            if l.iter().map(|m| m.name.as_str()).collect::<Vec<_>>() == want {
+                return l;
+            }
+        }
+    })
+    .await
+}
+
 /// Membership converges: four sessions join with data; observers see the
 /// full list; then one leaves, one closes its session, one has it expire,
 /// and the list converges to the remaining member each time.
@@ -170,33 +183,19 @@ async fn member_lists_converge_after_joins_leaves_and_session_loss() {
         );
     }
     let names = |l: &[recipes::Member]| l.iter().map(|m| m.name.clone()).collect::<Vec<_>>();
-    let converge = |w: &mut recipes::GroupWatch, want: Vec<&'static str>| {
-        let want: Vec<String> = want.into_iter().map(String::from).collect();
-        async move {
-            within("member list to converge", async {
-                loop {
-                    let l = w.next().await.unwrap();
-                    if names(&l) == want {
-                        return l;
-                    }
-                }
-            })
-            .await
-        }
-    };
-    let l = converge(&mut w, vec!["m0", "m1", "m2", "m3"]).await;
+    let l = converge(&mut w, &["m0", "m1", "m2", "m3"]).await;
     assert_eq!(l[2].data, b"addr-2");
     assert_eq!(l[2].owner.as_deref(), Some("app-2"));
     assert_eq!(l[2].session_id, members[2].session_id());
 
     Group::new(members[0].clone(), "/groups/workers").unwrap().leave("m0").await.unwrap();
-    converge(&mut w, vec!["m1", "m2", "m3"]).await;
+    converge(&mut w, &["m1", "m2", "m3"]).await;
     members[1].close().await.unwrap();
-    converge(&mut w, vec!["m2", "m3"]).await;
+    converge(&mut w, &["m2", "m3"]).await;
     let m3 = joined.pop().unwrap();
     expire_session(&expiring, &relay, || async { observer.exists(&m3.node).await.unwrap().is_none() }).await;
     assert_eq!(within("m3 lost()", m3.lost()).await, Lost::SessionExpired);
-    converge(&mut w, vec!["m2"]).await;
+    converge(&mut w, &["m2"]).await;
     assert_eq!(names(&group.members().await.unwrap()), vec!["m2"]);
     ts.shutdown().await;
 }
@@ -212,7 +211,7 @@ async fn member_names_and_ownership() {
     let ga = Group::new(a.clone(), "/g").unwrap();
     let gb = Group::new(b.clone(), "/g").unwrap();
     let m = ga.join("w1", Some("lease-1"), b"x").await.unwrap();
-    ga.join("w1", Some("lease-1"), b"y").await.unwrap();
+    let _again = ga.join("w1", Some("lease-1"), b"y").await.unwrap();
     assert_eq!(ga.members().await.unwrap()[0].data, b"y");
     assert_eq!(ga.join("w1", Some("lease-2"), b"z").await.unwrap_err(), RecipeError::MemberExists("w1".into()));
     assert_eq!(gb.join("w1", None, b"z").await.unwrap_err(), RecipeError::MemberExists("w1".into()));
