@@ -42,30 +42,48 @@ async fn leadership_moves_on_resign_close_and_expiry_with_increasing_terms() {
     let mut w = watch_el.watch();
     assert_eq!(within("first watch value", w.next()).await.unwrap(), None);
 
-    let e0 = Election::new(c0.clone(), "/elect").unwrap().with_data(b"c0".to_vec());
+    let e0 = Election::new(c0.clone(), "/elect")
+        .unwrap()
+        .with_data(b"c0".to_vec());
     let l0 = within("c0 elected", e0.campaign(None)).await.unwrap();
     let seen = leader_until(&mut w, "c0 seen", |v| v.is_some()).await.unwrap();
-    assert_eq!((seen.data.as_slice(), seen.term, seen.node.as_str()), (&b"c0"[..], l0.term, l0.node.as_str()));
+    assert_eq!(
+        (seen.data.as_slice(), seen.term, seen.node.as_str()),
+        (&b"c0"[..], l0.term, l0.node.as_str())
+    );
 
     // Others queue behind the leader.
-    let e1 = Election::new(c1.clone(), "/elect").unwrap().with_data(b"c1".to_vec());
+    let e1 = Election::new(c1.clone(), "/elect")
+        .unwrap()
+        .with_data(b"c1".to_vec());
     let e2 = Election::new(c2.clone(), "/elect")
         .unwrap()
         .with_owner("app-2")
         .unwrap()
         .with_data(b"c2".to_vec());
     let t1 = tokio::spawn(async move { e1.campaign(None).await });
-    eventually("c1 to queue", || async { observer.get_children("/elect").await.unwrap().0.len() == 2 }).await;
+    eventually("c1 to queue", || async {
+        observer.get_children("/elect").await.unwrap().0.len() == 2
+    })
+    .await;
     let t2 = tokio::spawn(async move { e2.campaign(None).await });
-    eventually("c2 to queue", || async { observer.get_children("/elect").await.unwrap().0.len() == 3 }).await;
-    assert!(!t1.is_finished() && !t2.is_finished(), "a second leader while c0 leads");
+    eventually("c2 to queue", || async {
+        observer.get_children("/elect").await.unwrap().0.len() == 3
+    })
+    .await;
+    assert!(
+        !t1.is_finished() && !t2.is_finished(),
+        "a second leader while c0 leads"
+    );
     assert_eq!(watch_el.leader().await.unwrap().unwrap().data, b"c0");
 
     // Resign: c1 leads.
     l0.resign().await.unwrap();
     let l1 = within("c1 elected", t1).await.unwrap().unwrap();
     assert!(l1.term > seen.term);
-    let seen1 = leader_until(&mut w, "c1 seen", |v| v.as_ref().is_some_and(|l| l.data == b"c1")).await.unwrap();
+    let seen1 = leader_until(&mut w, "c1 seen", |v| v.as_ref().is_some_and(|l| l.data == b"c1"))
+        .await
+        .unwrap();
     assert_eq!(seen1.term, l1.term);
     assert!(!t2.is_finished());
 
@@ -73,19 +91,30 @@ async fn leadership_moves_on_resign_close_and_expiry_with_increasing_terms() {
     c1.close().await.unwrap();
     let l2 = within("c2 elected", t2).await.unwrap().unwrap();
     assert!(l2.term > l1.term);
-    let seen2 = leader_until(&mut w, "c2 seen", |v| v.as_ref().is_some_and(|l| l.data == b"c2")).await.unwrap();
+    let seen2 = leader_until(&mut w, "c2 seen", |v| v.as_ref().is_some_and(|l| l.data == b"c2"))
+        .await
+        .unwrap();
     assert_eq!((seen2.term, seen2.owner.as_deref()), (l2.term, Some("app-2")));
 
     // c0 campaigns again, then c2's session expires: c0 leads with a new,
     // higher term.
     let t0 = tokio::spawn(async move { e0.campaign(None).await });
-    eventually("c0 to queue", || async { observer.get_children("/elect").await.unwrap().0.len() == 2 }).await;
+    eventually("c0 to queue", || async {
+        observer.get_children("/elect").await.unwrap().0.len() == 2
+    })
+    .await;
     let node2 = l2.node.clone();
-    expire_session(&c2, &relay, || async { observer.exists(&node2).await.unwrap().is_none() }).await;
+    expire_session(&c2, &relay, || async {
+        observer.exists(&node2).await.unwrap().is_none()
+    })
+    .await;
     assert_eq!(within("c2 lost()", l2.lost()).await, Lost::SessionExpired);
     let l0b = within("c0 re-elected", t0).await.unwrap().unwrap();
     assert!(l0b.term > l2.term);
-    let seen3 = leader_until(&mut w, "c0 seen again", |v| v.as_ref().is_some_and(|l| l.term == l0b.term)).await;
+    let seen3 = leader_until(&mut w, "c0 seen again", |v| {
+        v.as_ref().is_some_and(|l| l.term == l0b.term)
+    })
+    .await;
     assert_eq!(seen3.unwrap().data, b"c0");
     ts.shutdown().await;
 }
@@ -99,7 +128,11 @@ async fn observers_watch_the_leader_not_the_candidates() {
     let cands = ts.clients(3).await;
     let mut sessions: Vec<i64> = observers.iter().map(|c| c.session_id()).collect();
     sessions.extend(cands.iter().map(|c| c.session_id()));
-    let lead = Election::new(cands[0].clone(), "/obs").unwrap().campaign(None).await.unwrap();
+    let lead = Election::new(cands[0].clone(), "/obs")
+        .unwrap()
+        .campaign(None)
+        .await
+        .unwrap();
     let mut watches = Vec::new();
     for o in &observers {
         let mut w = Election::new(o.clone(), "/obs").unwrap().watch();
@@ -111,7 +144,10 @@ async fn observers_watch_the_leader_not_the_candidates() {
         let e = Election::new(c.clone(), "/obs").unwrap();
         waiting.push(tokio::spawn(async move { e.campaign(None).await }));
     }
-    eventually("candidates to queue", || async { observers[0].get_children("/obs").await.unwrap().0.len() == 3 }).await;
+    eventually("candidates to queue", || async {
+        observers[0].get_children("/obs").await.unwrap().0.len() == 3
+    })
+    .await;
     let (data, child) = ts.watchers_under(&lead.node, "/obs", &sessions);
     assert!(child.is_empty(), "child watches on the election: {child:x?}");
     // The leader's node: the three observers and the next candidate.
@@ -133,7 +169,11 @@ async fn observers_watch_the_leader_not_the_candidates() {
 async fn campaign_timeout_withdraws() {
     let ts = TestServer::start().await;
     let (a, b) = (ts.client().await, ts.client().await);
-    let la = Election::new(a.clone(), "/el2").unwrap().campaign(None).await.unwrap();
+    let la = Election::new(a.clone(), "/el2")
+        .unwrap()
+        .campaign(None)
+        .await
+        .unwrap();
     let eb = Election::new(b.clone(), "/el2").unwrap();
     assert_eq!(
         eb.campaign(Some(Duration::from_millis(50))).await.unwrap_err(),
@@ -188,12 +228,19 @@ async fn member_lists_converge_after_joins_leaves_and_session_loss() {
     assert_eq!(l[2].owner.as_deref(), Some("app-2"));
     assert_eq!(l[2].session_id, members[2].session_id());
 
-    Group::new(members[0].clone(), "/groups/workers").unwrap().leave("m0").await.unwrap();
+    Group::new(members[0].clone(), "/groups/workers")
+        .unwrap()
+        .leave("m0")
+        .await
+        .unwrap();
     converge(&mut w, &["m1", "m2", "m3"]).await;
     members[1].close().await.unwrap();
     converge(&mut w, &["m2", "m3"]).await;
     let m3 = joined.pop().unwrap();
-    expire_session(&expiring, &relay, || async { observer.exists(&m3.node).await.unwrap().is_none() }).await;
+    expire_session(&expiring, &relay, || async {
+        observer.exists(&m3.node).await.unwrap().is_none()
+    })
+    .await;
     assert_eq!(within("m3 lost()", m3.lost()).await, Lost::SessionExpired);
     converge(&mut w, &["m2"]).await;
     assert_eq!(names(&group.members().await.unwrap()), vec!["m2"]);
@@ -213,15 +260,30 @@ async fn member_names_and_ownership() {
     let m = ga.join("w1", Some("lease-1"), b"x").await.unwrap();
     let _again = ga.join("w1", Some("lease-1"), b"y").await.unwrap();
     assert_eq!(ga.members().await.unwrap()[0].data, b"y");
-    assert_eq!(ga.join("w1", Some("lease-2"), b"z").await.unwrap_err(), RecipeError::MemberExists("w1".into()));
-    assert_eq!(gb.join("w1", None, b"z").await.unwrap_err(), RecipeError::MemberExists("w1".into()));
+    assert_eq!(
+        ga.join("w1", Some("lease-2"), b"z").await.unwrap_err(),
+        RecipeError::MemberExists("w1".into())
+    );
+    assert_eq!(
+        gb.join("w1", None, b"z").await.unwrap_err(),
+        RecipeError::MemberExists("w1".into())
+    );
     for bad in ["", "a/b", "..", "white space", "zz\u{0}"] {
-        assert!(matches!(gb.join(bad, None, b"").await, Err(RecipeError::InvalidName(_))), "{bad:?}");
+        assert!(
+            matches!(gb.join(bad, None, b"").await, Err(RecipeError::InvalidName(_))),
+            "{bad:?}"
+        );
     }
-    assert!(matches!(gb.join("ok", Some("bad owner"), b"").await, Err(RecipeError::InvalidName(_))));
+    assert!(matches!(
+        gb.join("ok", Some("bad owner"), b"").await,
+        Err(RecipeError::InvalidName(_))
+    ));
     assert_eq!(ga.members().await.unwrap().len(), 1);
     recipes::release(&b, &m.node).await.unwrap();
     assert!(ga.members().await.unwrap().is_empty());
-    assert_eq!(gb.leave("w1").await.unwrap_err(), RecipeError::NotHeld("/g/w1".into()));
+    assert_eq!(
+        gb.leave("w1").await.unwrap_err(),
+        RecipeError::NotHeld("/g/w1".into())
+    );
     ts.shutdown().await;
 }

@@ -29,14 +29,20 @@ impl Fence {
     /// grant was released before (the fencing property).
     fn granted(&self, token: u64) {
         let before = self.released_max.load(Ordering::SeqCst);
-        assert!(token > before, "token {token:#x} not above released token {before:#x}");
+        assert!(
+            token > before,
+            "token {token:#x} not above released token {before:#x}"
+        );
         self.log.lock().unwrap().push(token);
     }
 
     /// For holders that coexist (semaphore): the token must exceed every
     /// token released before the acquire began (`floor`).
     fn granted_after(&self, floor: u64, token: u64) {
-        assert!(token > floor, "token {token:#x} not above token {floor:#x} released before the acquire");
+        assert!(
+            token > floor,
+            "token {token:#x} not above token {floor:#x} released before the acquire"
+        );
         self.log.lock().unwrap().push(token);
     }
 
@@ -81,7 +87,9 @@ async fn lock_excludes_and_tokens_increase_under_contention() {
                 fence.granted(g.token);
                 let v = read_counter(&c, "/counter").await;
                 tokio::task::yield_now().await;
-                c.set_data("/counter", (v + 1).to_string().as_bytes(), None).await.unwrap();
+                c.set_data("/counter", (v + 1).to_string().as_bytes(), None)
+                    .await
+                    .unwrap();
                 inside.fetch_sub(1, Ordering::SeqCst);
                 fence.releasing(g.token);
                 g.release().await.expect("release");
@@ -91,10 +99,17 @@ async fn lock_excludes_and_tokens_increase_under_contention() {
     for t in tasks {
         within("contending clients", t).await.unwrap();
     }
-    assert_eq!(read_counter(&clients[0], "/counter").await, 5 * ROUNDS, "lost increments");
+    assert_eq!(
+        read_counter(&clients[0], "/counter").await,
+        5 * ROUNDS,
+        "lost increments"
+    );
     let log = fence.log.lock().unwrap().clone();
     assert_eq!(log.len() as u64, 5 * ROUNDS);
-    assert!(log.windows(2).all(|w| w[0] < w[1]), "tokens not strictly increasing: {log:x?}");
+    assert!(
+        log.windows(2).all(|w| w[0] < w[1]),
+        "tokens not strictly increasing: {log:x?}"
+    );
     // Nothing left behind.
     let (kids, _) = clients[0].get_children("/locks/counter").await.unwrap();
     assert!(kids.is_empty(), "{kids:?}");
@@ -109,7 +124,11 @@ async fn waiters_watch_only_their_predecessor_and_are_served_in_order() {
     let ts = TestServer::start().await;
     let clients = ts.clients(5).await;
     let sessions: Vec<i64> = clients.iter().map(|c| c.session_id()).collect();
-    let first = Lock::new(clients[0].clone(), "/herd").unwrap().acquire(None).await.unwrap();
+    let first = Lock::new(clients[0].clone(), "/herd")
+        .unwrap()
+        .acquire(None)
+        .await
+        .unwrap();
     let order = Arc::new(Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
     for (i, c) in clients.iter().enumerate().skip(1) {
@@ -132,7 +151,10 @@ async fn waiters_watch_only_their_predecessor_and_are_served_in_order() {
     })
     .await;
     let (data, child) = ts.watchers_under("/herd/", "/herd", &sessions);
-    assert!(child.is_empty(), "sessions watching the lock's children (a herd): {child:x?}");
+    assert!(
+        child.is_empty(),
+        "sessions watching the lock's children (a herd): {child:x?}"
+    );
     let watchers: Vec<i64> = data.iter().map(|(_, s)| s[0]).collect();
     let mut distinct = watchers.clone();
     distinct.sort();
@@ -157,13 +179,19 @@ async fn try_timeout_and_cancel_leave_no_node() {
     let lock_b = Lock::new(b.clone(), "/l").unwrap();
     assert!(lock_b.try_acquire().await.unwrap().is_none());
     assert_eq!(
-        lock_b.acquire(Some(Duration::from_millis(100))).await.unwrap_err(),
+        lock_b
+            .acquire(Some(Duration::from_millis(100)))
+            .await
+            .unwrap_err(),
         RecipeError::Timeout
     );
     assert_eq!(a.get_children("/l").await.unwrap().0.len(), 1);
     // Cancel a waiting acquire by dropping its future once it is queued.
     let waiting = tokio::spawn(async move { lock_b.acquire(None).await });
-    eventually("the waiter to queue", || async { a.get_children("/l").await.unwrap().0.len() == 2 }).await;
+    eventually("the waiter to queue", || async {
+        a.get_children("/l").await.unwrap().0.len() == 2
+    })
+    .await;
     waiting.abort();
     eventually("the cancelled waiter's node to go", || async {
         a.get_children("/l").await.unwrap().0.len() == 1
@@ -190,7 +218,12 @@ async fn owner_label_and_release_by_path_from_another_client() {
         .unwrap()
         .with_data(b"pod-a".to_vec());
     let g = lock.acquire(None).await.unwrap();
-    let seen = Lock::new(admin.clone(), "/app/lock").unwrap().holder().await.unwrap().unwrap();
+    let seen = Lock::new(admin.clone(), "/app/lock")
+        .unwrap()
+        .holder()
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(seen.node, g.node);
     assert_eq!(seen.owner.as_deref(), Some("lease-7"));
     assert_eq!(seen.data, b"pod-a");
@@ -204,7 +237,10 @@ async fn owner_label_and_release_by_path_from_another_client() {
     assert_eq!(within("lost()", lost).await.unwrap(), Lost::Deleted);
     let next = within("the waiter's grant", waiter).await.unwrap().unwrap();
     assert!(next.token > seen.token);
-    assert_eq!(recipes::release(&admin, &node).await.unwrap_err(), RecipeError::NotHeld(node));
+    assert_eq!(
+        recipes::release(&admin, &node).await.unwrap_err(),
+        RecipeError::NotHeld(node)
+    );
     assert!(matches!(
         Lock::new(admin.clone(), "/x").unwrap().with_owner("has space"),
         Err(RecipeError::InvalidName(_))
@@ -220,14 +256,21 @@ async fn session_expiry_passes_the_lock_with_a_higher_token() {
     let ts = TestServer::start().await;
     let (holder_c, relay) = ts.cuttable_client().await;
     let (waiter_c, observer) = (ts.client().await, ts.client().await);
-    let g = Lock::new(holder_c.clone(), "/exp").unwrap().acquire(None).await.unwrap();
+    let g = Lock::new(holder_c.clone(), "/exp")
+        .unwrap()
+        .acquire(None)
+        .await
+        .unwrap();
     let waiter = tokio::spawn(async move { Lock::new(waiter_c, "/exp").unwrap().acquire(None).await });
     eventually("the waiter to queue", || async {
         observer.get_children("/exp").await.unwrap().0.len() == 2
     })
     .await;
     let node = g.node.clone();
-    expire_session(&holder_c, &relay, || async { observer.exists(&node).await.unwrap().is_none() }).await;
+    expire_session(&holder_c, &relay, || async {
+        observer.exists(&node).await.unwrap().is_none()
+    })
+    .await;
     assert_eq!(within("lost()", g.lost()).await, Lost::SessionExpired);
     let next = within("the waiter's grant", waiter).await.unwrap().unwrap();
     assert!(next.token > g.token, "{:#x} <= {:#x}", next.token, g.token);
@@ -281,7 +324,10 @@ async fn read_write_lock_semantics_and_tokens() {
         clients[4].get_children("/rw").await.unwrap().0.len() == 4
     })
     .await;
-    assert_eq!(rw(4).read(Some(Duration::ZERO)).await.unwrap_err(), RecipeError::Timeout);
+    assert_eq!(
+        rw(4).read(Some(Duration::ZERO)).await.unwrap_err(),
+        RecipeError::Timeout
+    );
     let max_read = readers.iter().map(|g| g.token).max().unwrap();
     for g in readers {
         g.release().await.unwrap();
@@ -304,7 +350,11 @@ async fn read_write_lock_semantics_and_tokens() {
         tasks.push(tokio::spawn(async move {
             let lock = ReadWriteLock::new(c.clone(), "/rw").unwrap();
             for round in 0..10 {
-                let mode = if (i + round) % 3 == 0 { LockMode::Write } else { LockMode::Read };
+                let mode = if (i + round) % 3 == 0 {
+                    LockMode::Write
+                } else {
+                    LockMode::Read
+                };
                 let g = lock.acquire(mode, None).await.unwrap();
                 {
                     let mut s = state.lock().unwrap();
@@ -320,16 +370,27 @@ async fn read_write_lock_semantics_and_tokens() {
                     }
                     let mut l = log.lock().unwrap();
                     let before_max = l.iter().map(|e| e.1).max().unwrap_or(0);
-                    let before_write = l.iter().filter(|e| e.0 == LockMode::Write).map(|e| e.1).max().unwrap_or(0);
+                    let before_write = l
+                        .iter()
+                        .filter(|e| e.0 == LockMode::Write)
+                        .map(|e| e.1)
+                        .max()
+                        .unwrap_or(0);
                     match mode {
-                        LockMode::Write => assert!(g.token > before_max, "write token below an earlier grant"),
-                        LockMode::Read => assert!(g.token > before_write, "read token below an earlier write"),
+                        LockMode::Write => {
+                            assert!(g.token > before_max, "write token below an earlier grant")
+                        }
+                        LockMode::Read => {
+                            assert!(g.token > before_write, "read token below an earlier write")
+                        }
                     }
                     l.push((mode, g.token));
                 }
                 if mode == LockMode::Write {
                     let v = read_counter(&c, "/rwcount").await;
-                    c.set_data("/rwcount", (v + 1).to_string().as_bytes(), None).await.unwrap();
+                    c.set_data("/rwcount", (v + 1).to_string().as_bytes(), None)
+                        .await
+                        .unwrap();
                     writes.fetch_add(1, Ordering::SeqCst);
                 } else {
                     let _ = read_counter(&c, "/rwcount").await;
@@ -348,7 +409,10 @@ async fn read_write_lock_semantics_and_tokens() {
     for t in tasks {
         within("read/write contenders", t).await.unwrap();
     }
-    assert_eq!(read_counter(&clients[0], "/rwcount").await, writes.load(Ordering::SeqCst));
+    assert_eq!(
+        read_counter(&clients[0], "/rwcount").await,
+        writes.load(Ordering::SeqCst)
+    );
     ts.shutdown().await;
 }
 

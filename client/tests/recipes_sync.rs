@@ -30,10 +30,16 @@ async fn barrier_holds_then_releases_all() {
         waiters.push(tokio::spawn(async move { b.wait(None).await }));
     }
     assert_eq!(
-        Barrier::new(clients[1].clone(), "/b/gate").unwrap().wait(Some(Duration::from_millis(50))).await,
+        Barrier::new(clients[1].clone(), "/b/gate")
+            .unwrap()
+            .wait(Some(Duration::from_millis(50)))
+            .await,
         Err(RecipeError::Timeout)
     );
-    assert!(waiters.iter().all(|w| !w.is_finished()), "released while the barrier is up");
+    assert!(
+        waiters.iter().all(|w| !w.is_finished()),
+        "released while the barrier is up"
+    );
     b0.remove().await.unwrap();
     for w in waiters {
         within("a waiter to be released", w).await.unwrap().unwrap();
@@ -59,15 +65,27 @@ async fn double_barrier_enters_and_leaves_together() {
             let db = DoubleBarrier::new(c, "/db/round-1", 4, &format!("p{i}")).unwrap();
             entering.fetch_add(1, Ordering::SeqCst);
             db.enter(None).await.unwrap();
-            assert_eq!(entering.load(Ordering::SeqCst), 4, "entered before everyone arrived");
+            assert_eq!(
+                entering.load(Ordering::SeqCst),
+                4,
+                "entered before everyone arrived"
+            );
             leaving.fetch_add(1, Ordering::SeqCst);
             db.leave(None).await.unwrap();
-            assert_eq!(leaving.load(Ordering::SeqCst), 4, "left before everyone was leaving");
+            assert_eq!(
+                leaving.load(Ordering::SeqCst),
+                4,
+                "left before everyone was leaving"
+            );
         }));
         // Stagger: the first ones really wait.
         if i == 0 {
             eventually("p0 to enter", || async {
-                clients[1].exists("/db/round-1/members/p0").await.unwrap().is_some()
+                clients[1]
+                    .exists("/db/round-1/members/p0")
+                    .await
+                    .unwrap()
+                    .is_some()
             })
             .await;
         }
@@ -79,8 +97,16 @@ async fn double_barrier_enters_and_leaves_together() {
     assert!(kids.is_empty(), "{kids:?}");
     // An enter that times out withdraws its member node.
     let db = DoubleBarrier::new(clients[0].clone(), "/db/round-2", 2, "p0").unwrap();
-    assert_eq!(db.enter(Some(Duration::from_millis(50))).await, Err(RecipeError::Timeout));
-    assert!(clients[0].get_children("/db/round-2/members").await.unwrap().0.is_empty());
+    assert_eq!(
+        db.enter(Some(Duration::from_millis(50))).await,
+        Err(RecipeError::Timeout)
+    );
+    assert!(clients[0]
+        .get_children("/db/round-2/members")
+        .await
+        .unwrap()
+        .0
+        .is_empty());
     ts.shutdown().await;
 }
 
@@ -129,7 +155,10 @@ async fn queue_delivers_each_item_once_in_fifo_order() {
         let got = within("consumers", c).await.unwrap();
         for p in ["0:", "1:"] {
             let mine: Vec<&String> = got.iter().filter(|s| s.starts_with(p)).collect();
-            assert!(mine.windows(2).all(|w| w[0] < w[1]), "out of order for one consumer: {mine:?}");
+            assert!(
+                mine.windows(2).all(|w| w[0] < w[1]),
+                "out of order for one consumer: {mine:?}"
+            );
         }
         all.extend(got);
     }
@@ -152,7 +181,10 @@ async fn waiting_consumers_get_later_items() {
     let ts = TestServer::start().await;
     let clients = ts.clients(4).await;
     let q0 = Queue::new(clients[0].clone(), "/q2").unwrap();
-    assert_eq!(q0.take(Some(Duration::from_millis(50))).await, Err(RecipeError::Timeout));
+    assert_eq!(
+        q0.take(Some(Duration::from_millis(50))).await,
+        Err(RecipeError::Timeout)
+    );
     assert!(q0.try_take().await.unwrap().is_none());
     let mut waiting = Vec::new();
     for c in &clients[1..] {
@@ -160,7 +192,12 @@ async fn waiting_consumers_get_later_items() {
         waiting.push(tokio::spawn(async move { q.take(None).await }));
     }
     eventually("the consumers to queue up", || async {
-        clients[0].get_children("/q2/takers").await.map(|k| k.0.len()).unwrap_or(0) == 3
+        clients[0]
+            .get_children("/q2/takers")
+            .await
+            .map(|k| k.0.len())
+            .unwrap_or(0)
+            == 3
     })
     .await;
     for i in 0..3 {
@@ -170,7 +207,13 @@ async fn waiting_consumers_get_later_items() {
     for w in waiting {
         got.insert(String::from_utf8(within("a waiting consumer", w).await.unwrap().unwrap()).unwrap());
     }
-    assert_eq!(got, ["item-0", "item-1", "item-2"].map(String::from).into_iter().collect());
+    assert_eq!(
+        got,
+        ["item-0", "item-1", "item-2"]
+            .map(String::from)
+            .into_iter()
+            .collect()
+    );
     assert!(clients[0].get_children("/q2/takers").await.unwrap().0.is_empty());
     for i in 0..5 {
         q0.put(&[i]).await.unwrap();
@@ -192,19 +235,37 @@ async fn kv_compare_and_set() {
     let kv = Kv::new(clients[0].clone(), "/kv/config").unwrap();
     assert_eq!(kv.get("a").await.unwrap(), None);
     assert_eq!(kv.put("a", b"1", Expected::Absent).await.unwrap(), 0);
-    assert_eq!(kv.put("a", b"x", Expected::Absent).await, Err(RecipeError::Conflict { current: Some(0) }));
+    assert_eq!(
+        kv.put("a", b"x", Expected::Absent).await,
+        Err(RecipeError::Conflict { current: Some(0) })
+    );
     assert_eq!(kv.put("a", b"2", Expected::Version(0)).await.unwrap(), 1);
-    assert_eq!(kv.put("a", b"3", Expected::Version(0)).await, Err(RecipeError::Conflict { current: Some(1) }));
-    assert_eq!(kv.put("b", b"3", Expected::Version(0)).await, Err(RecipeError::Conflict { current: None }));
+    assert_eq!(
+        kv.put("a", b"3", Expected::Version(0)).await,
+        Err(RecipeError::Conflict { current: Some(1) })
+    );
+    assert_eq!(
+        kv.put("b", b"3", Expected::Version(0)).await,
+        Err(RecipeError::Conflict { current: None })
+    );
     assert_eq!(kv.put("a", b"4", Expected::Any).await.unwrap(), 2);
     assert_eq!(kv.put("c", b"5", Expected::Any).await.unwrap(), 0);
     assert_eq!(kv.get("a").await.unwrap(), Some((b"4".to_vec(), 2)));
     assert_eq!(kv.keys().await.unwrap(), vec!["a", "c"]);
-    assert_eq!(kv.delete("a", Expected::Version(1)).await, Err(RecipeError::Conflict { current: Some(2) }));
+    assert_eq!(
+        kv.delete("a", Expected::Version(1)).await,
+        Err(RecipeError::Conflict { current: Some(2) })
+    );
     kv.delete("a", Expected::Version(2)).await.unwrap();
     kv.delete("a", Expected::Any).await.unwrap();
-    assert_eq!(kv.delete("a", Expected::Version(0)).await, Err(RecipeError::Conflict { current: None }));
-    assert!(matches!(kv.put("no/slash", b"", Expected::Any).await, Err(RecipeError::InvalidName(_))));
+    assert_eq!(
+        kv.delete("a", Expected::Version(0)).await,
+        Err(RecipeError::Conflict { current: None })
+    );
+    assert!(matches!(
+        kv.put("no/slash", b"", Expected::Any).await,
+        Err(RecipeError::InvalidName(_))
+    ));
 
     kv.put("n", b"0", Expected::Absent).await.unwrap();
     let conflicts = Arc::new(AtomicUsize::new(0));
@@ -217,7 +278,10 @@ async fn kv_compare_and_set() {
                 loop {
                     let (v, ver) = kv.get("n").await.unwrap().unwrap();
                     let n: u64 = String::from_utf8(v).unwrap().parse().unwrap();
-                    match kv.put("n", (n + 1).to_string().as_bytes(), Expected::Version(ver)).await {
+                    match kv
+                        .put("n", (n + 1).to_string().as_bytes(), Expected::Version(ver))
+                        .await
+                    {
                         Ok(new) => {
                             assert_eq!(new, ver + 1);
                             break;
@@ -236,6 +300,9 @@ async fn kv_compare_and_set() {
         within("CAS incrementers", t).await.unwrap();
     }
     assert_eq!(kv.get("n").await.unwrap(), Some((b"50".to_vec(), 50)));
-    println!("CAS conflicts among 5 sessions x 10 increments: {}", conflicts.load(Ordering::SeqCst));
+    println!(
+        "CAS conflicts among 5 sessions x 10 increments: {}",
+        conflicts.load(Ordering::SeqCst)
+    );
     ts.shutdown().await;
 }

@@ -596,7 +596,7 @@ pub(crate) async fn wait_for_grant(
 /// Dropping it does **not** release it; call [`LockGuard::release`] (or
 /// [`release`] with the node path from anywhere).
 #[must_use = "a grant is held until released or the session ends"]
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LockGuard {
     /// The grant's node (full client path).
     pub node: String,
@@ -604,6 +604,15 @@ pub struct LockGuard {
     /// (`docs/recipes.md`, "Fencing tokens").
     pub token: u64,
     client: Client,
+}
+
+impl std::fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("node", &self.node)
+            .field("token", &format_args!("{:#x}", self.token))
+            .finish_non_exhaustive()
+    }
 }
 
 impl LockGuard {
@@ -646,7 +655,9 @@ pub(crate) async fn is_own_node(client: &Client, node: &str) -> Result<bool, Rec
 fn lost_of(client: &Client, e: &Error) -> Option<Lost> {
     match e {
         Error::SessionExpired => Some(Lost::SessionExpired),
-        Error::Closed | Error::AuthFailed if client.state() == SessionState::Expired => Some(Lost::SessionExpired),
+        Error::Closed | Error::AuthFailed if client.state() == SessionState::Expired => {
+            Some(Lost::SessionExpired)
+        }
         Error::Closed | Error::AuthFailed => Some(Lost::SessionClosed),
         _ => None,
     }

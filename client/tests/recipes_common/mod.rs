@@ -77,7 +77,12 @@ impl TestServer {
 
     /// Paths under `prefix` with a data/exists watch, and the sessions
     /// watching each; and the sessions holding a child watch on `dir`.
-    pub fn watchers_under(&self, prefix: &str, dir: &str, sessions: &[i64]) -> (Vec<(String, Vec<i64>)>, Vec<i64>) {
+    pub fn watchers_under(
+        &self,
+        prefix: &str,
+        dir: &str,
+        sessions: &[i64],
+    ) -> (Vec<(String, Vec<i64>)>, Vec<i64>) {
         let state = self.hub().state();
         let data: Vec<(String, Vec<i64>)> = state
             .watches
@@ -117,7 +122,9 @@ impl TestServer {
 
     pub async fn shutdown(mut self) {
         if let Some(s) = self.server.take() {
-            within("server shutdown", s.shutdown()).await.expect("clean shutdown");
+            within("server shutdown", s.shutdown())
+                .await
+                .expect("clean shutdown");
         }
     }
 }
@@ -127,7 +134,9 @@ pub async fn connect(addr: SocketAddr, session_timeout: Duration) -> Client {
     let config = ClientConfig::new(servers)
         .with_session_timeout(session_timeout)
         .with_request_timeout(Duration::from_secs(10));
-    within("connect", Client::connect(config)).await.expect("client connects")
+    within("connect", Client::connect(config))
+        .await
+        .expect("client connects")
 }
 
 /// Awaits `fut`, failing the test after [`DEADLINE`].
@@ -190,7 +199,9 @@ impl Relay {
         let (cut2, conns2) = (cut.clone(), conns.clone());
         let accept = tokio::spawn(async move {
             loop {
-                let Ok((mut inbound, _)) = listener.accept().await else { return };
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
                 // Under the lock `cut` takes, so a connection is either
                 // refused or registered before a cut aborts it.
                 let mut guard = conns2.lock().unwrap();
@@ -205,7 +216,12 @@ impl Relay {
                 }));
             }
         });
-        Relay { addr, cut, conns, accept }
+        Relay {
+            addr,
+            cut,
+            conns,
+            accept,
+        }
     }
 
     /// Cuts the client off: its connections close, new ones are refused.
