@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{close_raw, steal_session, wait_state, within, InProc};
+use common::{close_session_behind_its_back, wait_state, within, InProc};
 use zonekeeper_client::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,8 +51,7 @@ async fn a_session_closed_elsewhere_is_expired_here() {
         .unwrap();
     let (_, w) = c.get_data_w("/x").await.unwrap();
     let mut persistent = c.watch("/", true).await.unwrap();
-    let raw = steal_session(s.addr, c.session_id(), c.session_password(), None).await;
-    close_raw(raw).await;
+    close_session_behind_its_back(s.addr, c.session_id(), c.session_password()).await;
     wait_state(&c, "expired", |s| *s == SessionState::Expired).await;
     assert_eq!(
         within("the watch to fail", w.changed()).await,

@@ -172,7 +172,7 @@ impl Task {
             let _ = r.send(Err(err.clone()));
         }
         self.session.fail_all(&err);
-        self.watches.fail_all(err);
+        self.watches.fail_all(err.clone());
         if let Some(c) = self.closing.take() {
             for r in c.reply {
                 let _ = r.send(Ok(()));
@@ -183,7 +183,7 @@ impl Task {
         while let Ok(cmd) = self.rx.try_recv() {
             match cmd {
                 Command::Call(c) => {
-                    let _ = c.reply.send(Err(Error::Closed));
+                    let _ = c.reply.send(Err(err.clone()));
                 }
                 Command::Close(r) => {
                     let _ = r.send(Ok(()));
