@@ -132,6 +132,13 @@ async fn watches_survive_a_reconnect() {
         .unwrap();
     wait_state(&c, "reconnected", |s| matches!(s, SessionState::Connected { .. })).await;
     assert_eq!(c.session_id(), sid, "same session");
+    // The raw setData is lost if the server dropped the raw connection (the
+    // client took its session back) before reading it; then make the
+    // change now — the re-registered watch must report it either way.
+    other.sync("/").await.unwrap();
+    if other.get_data("/r").await.unwrap().0 != b"while-away" {
+        other.set_data("/r", b"after", None).await.unwrap();
+    }
 
     let ev = within("the change made while away", missed.changed())
         .await
