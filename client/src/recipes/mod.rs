@@ -14,6 +14,35 @@
 //!   read/write lock, semaphore and election share;
 //! - [`LockGuard`], the grant those return, and [`release`] by node path.
 //!
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use zonekeeper_client::{Client, ClientConfig};
+//! use zonekeeper_client::recipes::{self, Election, Lock};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = Client::connect(ClientConfig::new("10.0.0.1:2181@a,10.0.0.2:2181@b".parse()?)).await?;
+//! let lock = Lock::new(client.clone(), "/app/locks/schema")?.with_owner("pod-7")?;
+//! let guard = lock.acquire(Some(Duration::from_secs(30))).await?;
+//! // Pass guard.token to the resource; it refuses tokens below the highest
+//! // it has seen.
+//! tokio::select! {
+//!     lost = guard.lost() => eprintln!("lock lost: {lost:?}"),
+//!     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+//! }
+//! recipes::release(&client, &guard.node).await?; // from any clone, or guard.release()
+//!
+//! let election = Election::new(client.clone(), "/app/leader")?.with_data(b"10.0.0.7:8080".to_vec());
+//! let mut watch = election.watch();
+//! println!("leader now: {:?}", watch.next().await?);
+//! let leadership = election.campaign(None).await?;
+//! println!("leading with term {:#x}", leadership.term);
+//! leadership.resign().await?;
+//! # Ok(()) }
+//! ```
+//!
 //! Must not: talk to the server other than through [`Client`]'s public
 //! methods, or keep state beyond one recipe object (grants are plain values
 //! a sidecar can store and release from another clone).
