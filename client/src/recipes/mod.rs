@@ -291,7 +291,21 @@ pub(crate) async fn until<T>(
 
 /// Runs an idempotent request (a read, a delete that tolerates `NoNode`),
 /// retrying it after connection loss or timeout while the session lives.
-pub(crate) async fn retry<T, F, Fut>(client: &Client, mut f: F) -> Result<T, RecipeError>
+pub(crate) async fn retry<T, F, Fut>(client: &Client, f: F) -> Result<T, RecipeError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    retry_until(client, None, f).await
+}
+
+/// [`retry`], giving up with `Timeout` if the connection is not back by
+/// `deadline`.
+pub(crate) async fn retry_until<T, F, Fut>(
+    client: &Client,
+    deadline: Option<Instant>,
+    mut f: F,
+) -> Result<T, RecipeError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, Error>>,
@@ -300,8 +314,8 @@ where
         match f().await {
             Ok(v) => return Ok(v),
             Err(e) if e.is_retriable() => {
-                tokio::time::sleep(RETRY_PAUSE).await;
-                wait_connected(client, None).await?;
+                until(deadline, tokio::time::sleep(RETRY_PAUSE)).await?;
+                wait_connected(client, deadline).await?;
             }
             Err(e) => return Err(e.into()),
         }
@@ -409,6 +423,9 @@ pub(crate) fn guid_of(name: &str) -> Option<&str> {
 /// node again by `guid` after a lost reply instead of creating a second
 /// one. Creates `dir` (a container) if it is missing. Returns the node's
 /// path and stat.
+///
+/// `deadline` bounds waiting for a lost connection to come back (each
+/// request is bounded by the client's request timeout).
 pub(crate) async fn create_protected(
     client: &Client,
     dir: &str,
@@ -416,6 +433,7 @@ pub(crate) async fn create_protected(
     guid: &str,
     data: &[u8],
     mode: CreateMode,
+    deadline: Option<Instant>,
 ) -> Result<(String, Stat), RecipeError> {
     let acl = acl_open_unsafe();
     let path = child(dir, &format!("{prefix}-{guid}-"));
@@ -425,7 +443,7 @@ pub(crate) async fn create_protected(
             Err(Error::Server(ErrorCode::NoNode)) => ensure_dir(client, dir).await?,
             Err(e) if e.is_retriable() => {
                 tokio::time::sleep(RETRY_PAUSE).await;
-                wait_connected(client, None).await?;
+                wait_connected(client, deadline).await?;
                 if let Some(found) = find_by_guid(client, dir, guid).await?.into_iter().next() {
                     let p = child(dir, &found);
                     if let Some(stat) = retry(client, || client.exists(&p)).await? {
@@ -490,8 +508,13 @@ impl AttemptCleanup {
         self.armed = false;
     }
 
-    /// The attempt failed: remove its nodes now.
+    /// The attempt failed: remove its nodes now — or, while the client is
+    /// not connected, in the background (so a timed-out attempt returns on
+    /// time).
     pub(crate) async fn run(mut self) {
+        if !matches!(self.client.state(), SessionState::Connected { .. }) {
+            return; // still armed: Drop spawns the removal
+        }
         self.armed = false;
         if let Err(e) = delete_by_guid(&self.client, &self.dirs, &self.guid).await {
             tracing::warn!(guid = %self.guid, error = %e, "could not remove an abandoned attempt's nodes; they go with the session");
@@ -577,7 +600,17 @@ pub(crate) async fn list_sorted(
     dir: &str,
     prefixes: &[&str],
 ) -> Result<Option<Vec<Entry>>, RecipeError> {
-    let kids = retry(client, || async {
+    list_sorted_until(client, dir, prefixes, None).await
+}
+
+/// [`list_sorted`] giving up at `deadline` while disconnected.
+pub(crate) async fn list_sorted_until(
+    client: &Client,
+    dir: &str,
+    prefixes: &[&str],
+    deadline: Option<Instant>,
+) -> Result<Option<Vec<Entry>>, RecipeError> {
+    let kids = retry_until(client, deadline, || async {
         match client.get_children(dir).await {
             Ok((k, _)) => Ok(Some(k)),
             Err(Error::Server(ErrorCode::NoNode)) => Ok(None),
@@ -618,7 +651,9 @@ pub(crate) async fn wait_for_grant(
 ) -> Result<(), RecipeError> {
     let own_name = own.rsplit('/').next().unwrap_or(own);
     loop {
-        let entries = list_sorted(client, dir, prefixes).await?.unwrap_or_default();
+        let entries = list_sorted_until(client, dir, prefixes, deadline)
+            .await?
+            .unwrap_or_default();
         let mut ghosts = false;
         for e in entries
             .iter()
@@ -637,7 +672,7 @@ pub(crate) async fn wait_for_grant(
             return Ok(());
         };
         let pred = child(dir, &entries[b].name);
-        let watched = retry(client, || client.exists_w(&pred)).await?;
+        let watched = retry_until(client, deadline, || client.exists_w(&pred)).await?;
         if let (Some(_), w) = watched {
             until(deadline, w.changed()).await??;
         }
