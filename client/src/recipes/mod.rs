@@ -445,6 +445,7 @@ pub(crate) async fn create_protected(
                 tokio::time::sleep(RETRY_PAUSE).await;
                 wait_connected(client, deadline).await?;
                 if let Some(found) = find_by_guid(client, dir, guid).await?.into_iter().next() {
+                    tracing::debug!(dir, node = %found, "a create whose reply was lost was applied; adopting its node");
                     let p = child(dir, &found);
                     if let Some(stat) = retry(client, || client.exists(&p)).await? {
                         return Ok((p, stat));
@@ -659,6 +660,7 @@ pub(crate) async fn wait_for_grant(
             .iter()
             .filter(|e| e.name != own_name && e.name.contains(guid))
         {
+            tracing::info!(dir, ghost = %e.name, "deleting a late-applied duplicate of this attempt's node");
             delete_quietly(client, &child(dir, &e.name)).await?;
             ghosts = true;
         }
@@ -669,9 +671,11 @@ pub(crate) async fn wait_for_grant(
             return Err(RecipeError::NotHeld(own.to_string()));
         };
         let Some(b) = blocker(&entries, i) else {
+            tracing::debug!(node = own, "granted");
             return Ok(());
         };
         let pred = child(dir, &entries[b].name);
+        tracing::debug!(node = own, waits_for = %pred, "waiting for the predecessor");
         let watched = retry_until(client, deadline, || client.exists_w(&pred)).await?;
         if let (Some(_), w) = watched {
             until(deadline, w.changed()).await??;

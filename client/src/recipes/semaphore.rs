@@ -152,8 +152,8 @@ impl Semaphore {
         }
     }
 
-    /// Takes a permit if one is free now (after acquirers ahead of this one
-    /// have been served); `None` otherwise.
+    /// Takes a permit if one is free now; `None` if none is, or another
+    /// acquirer is already waiting for one.
     pub async fn try_acquire(&self) -> Result<Option<Permit>, RecipeError> {
         match self.acquire(Some(Duration::ZERO)).await {
             Ok(p) => Ok(Some(p)),
