@@ -70,7 +70,7 @@ pub use double_barrier::DoubleBarrier;
 pub use election::{Election, LeaderInfo, LeaderWatch, Leadership};
 pub use kv::{Expected, Kv};
 pub use lock::{Holder, Lock};
-pub use membership::{Group, GroupWatch, Member};
+pub use membership::{Group, GroupWatch, Member, Membership};
 pub use queue::Queue;
 pub use rwlock::{LockMode, ReadWriteLock};
 pub use semaphore::{Permit, Semaphore};
