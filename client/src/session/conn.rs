@@ -1,0 +1,1 @@
+//! One TCP connection to a server: framing and the connect handshake.
