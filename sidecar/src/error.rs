@@ -192,6 +192,27 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
+impl From<zonekeeper_client::Error> for ApiError {
+    fn from(e: zonekeeper_client::Error) -> ApiError {
+        use zonekeeper_client::Error as E;
+        match e {
+            E::ConnectionLoss | E::Timeout => ApiError::unavailable(&e),
+            E::SessionExpired => ApiError::new(
+                Code::Unavailable,
+                "the ensemble expired the sidecar's session: everything it held for applications is \
+                 gone; the sidecar is opening a new session — wait for GET /readyz to be 200, then \
+                 acquire/join/campaign again",
+            ),
+            E::Closed => ApiError::new(
+                Code::ShuttingDown,
+                "the sidecar's session is closed; it is shutting down",
+            ),
+            E::InvalidArgument(m) => ApiError::invalid(m),
+            e => ApiError::internal(format!("the ensemble refused the request: {e}")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

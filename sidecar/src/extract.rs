@@ -101,10 +101,16 @@ mod tests {
 
     #[test]
     fn classifies_bad_bodies() {
-        assert_eq!(parse::<Put>(b"{\"value\":").unwrap_err().code, Code::MalformedJson);
+        assert_eq!(
+            parse::<Put>(b"{\"value\":").unwrap_err().code,
+            Code::MalformedJson
+        );
         assert_eq!(parse::<Put>(b"not json").unwrap_err().code, Code::MalformedJson);
         assert_eq!(parse::<Put>(b"{}").unwrap_err().code, Code::InvalidRequest);
-        assert_eq!(parse::<Put>(b"{\"value\":3}").unwrap_err().code, Code::InvalidRequest);
+        assert_eq!(
+            parse::<Put>(b"{\"value\":3}").unwrap_err().code,
+            Code::InvalidRequest
+        );
         assert_eq!(parse::<Opt>(b"").unwrap().timeout_ms, 0);
         assert_eq!(parse::<Opt>(b"{\"timeout_ms\":5}").unwrap().timeout_ms, 5);
     }

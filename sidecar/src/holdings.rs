@@ -62,7 +62,14 @@ pub struct HoldingInfo {
 }
 
 impl Holding {
-    pub fn new(id: String, kind: Kind, resource: &str, token: u64, lease: Option<String>, release: ReleaseFn) -> Holding {
+    pub fn new(
+        id: String,
+        kind: Kind,
+        resource: &str,
+        token: u64,
+        lease: Option<String>,
+        release: ReleaseFn,
+    ) -> Holding {
         Holding {
             id,
             kind,
@@ -122,7 +129,10 @@ impl Holdings {
     }
 
     fn gauge(&self, kind: Kind, delta: i64) {
-        self.metrics.holdings.with_label_values(&[kind.as_str()]).add(delta);
+        self.metrics
+            .holdings
+            .with_label_values(&[kind.as_str()])
+            .add(delta);
     }
 
     pub fn insert(&self, h: Holding) -> HoldingInfo {
@@ -134,7 +144,13 @@ impl Holdings {
 
     /// The holding `id` of `kind` on `resource`, if `token` (when given)
     /// matches. Errors: `not_holder` (409) or `token_mismatch` (403).
-    pub fn check(&self, kind: Kind, resource: &str, id: &str, token: Option<u64>) -> Result<HoldingInfo, ApiError> {
+    pub fn check(
+        &self,
+        kind: Kind,
+        resource: &str,
+        id: &str,
+        token: Option<u64>,
+    ) -> Result<HoldingInfo, ApiError> {
         let t = self.table.lock().unwrap();
         let h = t
             .get(id)
@@ -156,9 +172,20 @@ impl Holdings {
     }
 
     /// As [`check`](Holdings::check), and removes it (to be released).
-    pub fn take(&self, kind: Kind, resource: &str, id: &str, token: Option<u64>) -> Result<Holding, ApiError> {
+    pub fn take(
+        &self,
+        kind: Kind,
+        resource: &str,
+        id: &str,
+        token: Option<u64>,
+    ) -> Result<Holding, ApiError> {
         self.check(kind, resource, id, token)?;
-        let h = self.table.lock().unwrap().remove(id).ok_or_else(|| not_holder(kind, resource, id))?;
+        let h = self
+            .table
+            .lock()
+            .unwrap()
+            .remove(id)
+            .ok_or_else(|| not_holder(kind, resource, id))?;
         self.gauge(h.kind, -1);
         Ok(h)
     }
@@ -210,7 +237,14 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    fn holding(id: &str, kind: Kind, res: &str, token: u64, lease: Option<&str>, n: &Arc<AtomicUsize>) -> Holding {
+    fn holding(
+        id: &str,
+        kind: Kind,
+        res: &str,
+        token: u64,
+        lease: Option<&str>,
+        n: &Arc<AtomicUsize>,
+    ) -> Holding {
         let n = n.clone();
         Holding::new(
             id.into(),
@@ -233,12 +267,27 @@ mod tests {
         let hs = Holdings::new(m.clone());
         let n = Arc::new(AtomicUsize::new(0));
         hs.insert(holding("h1", Kind::Lock, "db", 7, None, &n));
-        assert_eq!(hs.take(Kind::Lock, "db", "h2", None).err().unwrap().code, Code::NotHolder);
-        assert_eq!(hs.take(Kind::Lock, "other", "h1", None).err().unwrap().code, Code::NotHolder);
-        assert_eq!(hs.take(Kind::Semaphore, "db", "h1", None).err().unwrap().code, Code::NotHolder);
-        assert_eq!(hs.take(Kind::Lock, "db", "h1", Some(6)).err().unwrap().code, Code::TokenMismatch);
+        assert_eq!(
+            hs.take(Kind::Lock, "db", "h2", None).err().unwrap().code,
+            Code::NotHolder
+        );
+        assert_eq!(
+            hs.take(Kind::Lock, "other", "h1", None).err().unwrap().code,
+            Code::NotHolder
+        );
+        assert_eq!(
+            hs.take(Kind::Semaphore, "db", "h1", None).err().unwrap().code,
+            Code::NotHolder
+        );
+        assert_eq!(
+            hs.take(Kind::Lock, "db", "h1", Some(6)).err().unwrap().code,
+            Code::TokenMismatch
+        );
         assert_eq!(hs.len(), 1);
-        hs.take(Kind::Lock, "db", "h1", Some(7)).unwrap().release("request", &m).await;
+        hs.take(Kind::Lock, "db", "h1", Some(7))
+            .unwrap()
+            .release("request", &m)
+            .await;
         assert_eq!(n.load(Ordering::SeqCst), 1);
         assert!(hs.is_empty());
         assert_eq!(m.holdings.with_label_values(&["lock"]).get(), 0);

@@ -93,7 +93,10 @@ impl Leases {
     pub fn renew(&self, id: &str) -> Result<LeaseInfo, ApiError> {
         let now = Instant::now();
         let mut t = self.table.lock().unwrap();
-        let e = t.get_mut(id).filter(|e| e.deadline > now).ok_or_else(|| not_found(id))?;
+        let e = t
+            .get_mut(id)
+            .filter(|e| e.deadline > now)
+            .ok_or_else(|| not_found(id))?;
         e.deadline = now + e.ttl;
         let out = info(id, e, now);
         drop(t);
@@ -141,8 +144,11 @@ impl Leases {
             let next = {
                 let now = Instant::now();
                 let mut t = self.table.lock().unwrap();
-                let lapsed: Vec<String> =
-                    t.iter().filter(|(_, e)| e.deadline <= now).map(|(id, _)| id.clone()).collect();
+                let lapsed: Vec<String> = t
+                    .iter()
+                    .filter(|(_, e)| e.deadline <= now)
+                    .map(|(id, _)| id.clone())
+                    .collect();
                 if !lapsed.is_empty() {
                     for id in &lapsed {
                         t.remove(id);

@@ -52,31 +52,55 @@ impl Metrics {
         )
         .unwrap();
         let holdings = IntGaugeVec::new(
-            Opts::new("holdings", "locks, permits, memberships and leaderships held for applications"),
+            Opts::new(
+                "holdings",
+                "locks, permits, memberships and leaderships held for applications",
+            ),
             &["kind"],
         )
         .unwrap();
-        let released = IntCounterVec::new(Opts::new("released_total", "holdings released, by reason"), &["reason"])
-            .unwrap();
+        let released = IntCounterVec::new(
+            Opts::new("released_total", "holdings released, by reason"),
+            &["reason"],
+        )
+        .unwrap();
         let leases = IntGauge::new("app_leases", "live app leases").unwrap();
-        let lease_lapses = IntCounter::new("app_lease_lapses_total", "app leases that were not renewed in time").unwrap();
+        let lease_lapses = IntCounter::new(
+            "app_lease_lapses_total",
+            "app leases that were not renewed in time",
+        )
+        .unwrap();
         let session_connected =
             IntGauge::new("session_connected", "1 while the ensemble session is connected").unwrap();
         let session_transitions = IntCounterVec::new(
-            Opts::new("session_transitions_total", "ensemble session state changes, by new state"),
+            Opts::new(
+                "session_transitions_total",
+                "ensemble session state changes, by new state",
+            ),
             &["state"],
         )
         .unwrap();
         let watchers = IntGauge::new("watchers", "open watch streams and long-polls").unwrap();
-        let proxy_accepted = IntCounter::new("proxy_accepted_total", "ZooKeeper proxy connections accepted").unwrap();
-        let proxy_active = IntGauge::new("proxy_active_connections", "ZooKeeper proxy connections piped now").unwrap();
+        let proxy_accepted =
+            IntCounter::new("proxy_accepted_total", "ZooKeeper proxy connections accepted").unwrap();
+        let proxy_active = IntGauge::new(
+            "proxy_active_connections",
+            "ZooKeeper proxy connections piped now",
+        )
+        .unwrap();
         let proxy_upstream_failures = IntCounterVec::new(
-            Opts::new("proxy_upstream_failures_total", "ZooKeeper proxy upstream connect failures, by server zone"),
+            Opts::new(
+                "proxy_upstream_failures_total",
+                "ZooKeeper proxy upstream connect failures, by server zone",
+            ),
             &["zone"],
         )
         .unwrap();
         let proxy_bytes = IntCounterVec::new(
-            Opts::new("proxy_bytes_total", "bytes piped by the ZooKeeper proxy, by direction"),
+            Opts::new(
+                "proxy_bytes_total",
+                "bytes piped by the ZooKeeper proxy, by direction",
+            ),
             &["direction"],
         )
         .unwrap();

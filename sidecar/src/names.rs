@@ -52,7 +52,17 @@ mod tests {
 
     #[test]
     fn refuses_what_cannot_be_one_znode_segment() {
-        for n in ["", ".", "..", "a/b", "a b", "zk\u{0}", "ü", "a:b", &"x".repeat(MAX_NAME_LEN + 1)] {
+        for n in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "a b",
+            "zk\u{0}",
+            "ü",
+            "a:b",
+            &"x".repeat(MAX_NAME_LEN + 1),
+        ] {
             let e = check("group", n).unwrap_err();
             assert_eq!(e.code, Code::InvalidName, "{n:?}");
             assert!(e.message.contains("group name"), "{}", e.message);

@@ -68,7 +68,10 @@ impl Drop for WatcherGuard {
 
 /// The snapshots as SSE, consecutive duplicates dropped, ending after the
 /// first error.
-pub fn sse(snapshots: Snapshots, metrics: Arc<Metrics>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+pub fn sse(
+    snapshots: Snapshots,
+    metrics: Arc<Metrics>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let guard = WatcherGuard::new(metrics);
     let events = futures::stream::unfold(
         (snapshots, None::<String>, false, guard),
@@ -106,7 +109,12 @@ pub fn sse(snapshots: Snapshots, metrics: Arc<Metrics>) -> Sse<impl Stream<Item 
 /// Long-poll: the first snapshot whose etag is not `after`, or the current
 /// one once `wait` has passed. Without `after` (or with no wait), the
 /// current snapshot at once.
-pub async fn long_poll(mut snapshots: Snapshots, after: Option<&str>, wait: Duration, metrics: Arc<Metrics>) -> ApiResult<Value> {
+pub async fn long_poll(
+    mut snapshots: Snapshots,
+    after: Option<&str>,
+    wait: Duration,
+    metrics: Arc<Metrics>,
+) -> ApiResult<Value> {
     let _guard = WatcherGuard::new(metrics);
     let first = snapshots
         .next()
@@ -157,13 +165,22 @@ mod tests {
         let m = Arc::new(Metrics::new());
         let (_, t1) = with_etag(json!({"v": 1}));
         // No etag: the current state at once.
-        let v = long_poll(snaps(vec![Ok(json!({"v": 1}))]), None, Duration::from_secs(5), m.clone())
-            .await
-            .unwrap();
+        let v = long_poll(
+            snaps(vec![Ok(json!({"v": 1}))]),
+            None,
+            Duration::from_secs(5),
+            m.clone(),
+        )
+        .await
+        .unwrap();
         assert_eq!(v["v"], 1);
         // Same etag, then a change.
         let v = long_poll(
-            snaps(vec![Ok(json!({"v": 1})), Ok(json!({"v": 1})), Ok(json!({"v": 2}))]),
+            snaps(vec![
+                Ok(json!({"v": 1})),
+                Ok(json!({"v": 1})),
+                Ok(json!({"v": 2})),
+            ]),
             Some(&t1),
             Duration::from_secs(5),
             m.clone(),
@@ -172,9 +189,14 @@ mod tests {
         .unwrap();
         assert_eq!(v["v"], 2);
         // Same etag and nothing else: the unchanged snapshot after the wait.
-        let v = long_poll(snaps(vec![Ok(json!({"v": 1}))]), Some(&t1), Duration::from_secs(5), m.clone())
-            .await
-            .unwrap();
+        let v = long_poll(
+            snaps(vec![Ok(json!({"v": 1}))]),
+            Some(&t1),
+            Duration::from_secs(5),
+            m.clone(),
+        )
+        .await
+        .unwrap();
         assert_eq!(v["etag"], t1.as_str());
         assert_eq!(m.watchers.get(), 0);
     }
