@@ -110,6 +110,11 @@ pub struct DevArgs {
     /// First client port; admin ports start at base port + 1000.
     #[arg(long, default_value_t = 2181)]
     pub base_port: u16,
+    /// Also run a `zonekeeper-sidecar` (found next to this binary) with its
+    /// HTTP API on this loopback address, e.g. 127.0.0.1:7181, connected to
+    /// the ensemble; it prints `sidecar: http://ADDR` after `connect:`.
+    #[arg(long)]
+    pub sidecar: Option<SocketAddr>,
 }
 
 impl DevArgs {
@@ -123,6 +128,14 @@ impl DevArgs {
                     self.members
                 ),
             ));
+        }
+        if let Some(a) = self.sidecar {
+            if !a.ip().is_loopback() {
+                return Err(invalid(
+                    "sidecar",
+                    format!("{a} is not a loopback address; the sidecar serves its own host only, use 127.0.0.1:{}", a.port()),
+                ));
+            }
         }
         if self.zones == 0 || self.zones > self.members {
             return Err(invalid(
@@ -1479,7 +1492,8 @@ role = "observer"
                 members: 5,
                 zones: 2,
                 data_dir: PathBuf::from("/tmp/dev"),
-                base_port: 12000
+                base_port: 12000,
+                sidecar: None,
             }
         );
         assert!(dev.validate().is_ok());
