@@ -86,6 +86,12 @@ impl Client {
         self.inner.handle.session_id()
     }
 
+    /// The session password (with [`Client::session_id`], what resumes the
+    /// session on another connection; keep it secret).
+    pub fn session_password(&self) -> Vec<u8> {
+        self.inner.handle.session_password()
+    }
+
     pub fn state(&self) -> SessionState {
         self.inner.handle.state.borrow().clone()
     }

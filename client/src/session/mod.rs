@@ -46,6 +46,7 @@ pub(crate) enum Command {
 pub(crate) struct Shared {
     pub session_id: AtomicI64,
     pub last_zxid: AtomicI64,
+    pub passwd: std::sync::Mutex<Vec<u8>>,
 }
 
 /// The `Client`'s side of the session task.
@@ -60,6 +61,14 @@ pub(crate) struct Handle {
 impl Handle {
     pub fn session_id(&self) -> i64 {
         self.shared.session_id.load(Ordering::Relaxed)
+    }
+
+    pub fn session_password(&self) -> Vec<u8> {
+        self.shared
+            .passwd
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn last_zxid(&self) -> i64 {
