@@ -19,6 +19,8 @@
 //! - `session`: the one task that owns the connection and the session
 //!   (`session::state` is the pure part: xids, pending replies, zxids;
 //!   `session::conn` the socket and handshake; `session::task` the loop).
+//! - [`recipes`]: locks, semaphore, election, membership, barriers,
+//!   queue and key/value on top of [`Client`] (`docs/recipes.md`).
 //! - [`client`]: [`Client`], the handle applications hold; each method
 //!   builds one request and awaits its reply.
 
@@ -28,6 +30,7 @@ pub mod connect_string;
 pub mod error;
 pub mod host_selection;
 pub mod ops;
+pub mod recipes;
 pub mod watcher;
 
 mod chroot;
