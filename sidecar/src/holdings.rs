@@ -48,6 +48,8 @@ pub struct Holding {
     pub resource: String,
     pub token: u64,
     pub lease: Option<String>,
+    /// The grant's znode (full path).
+    pub node: String,
     release: ReleaseFn,
 }
 
@@ -59,6 +61,8 @@ pub struct HoldingInfo {
     pub resource: String,
     pub token: u64,
     pub lease: Option<String>,
+    /// The grant's znode (full path, inspectable with any ZooKeeper tool).
+    pub node: String,
 }
 
 impl Holding {
@@ -68,6 +72,7 @@ impl Holding {
         resource: &str,
         token: u64,
         lease: Option<String>,
+        node: String,
         release: ReleaseFn,
     ) -> Holding {
         Holding {
@@ -76,6 +81,7 @@ impl Holding {
             resource: resource.to_string(),
             token,
             lease,
+            node,
             release,
         }
     }
@@ -87,6 +93,7 @@ impl Holding {
             resource: self.resource.clone(),
             token: self.token,
             lease: self.lease.clone(),
+            node: self.node.clone(),
         }
     }
 
@@ -252,6 +259,7 @@ mod tests {
             res,
             token,
             lease.map(String::from),
+            format!("/zonekeeper/x/{id}"),
             Box::new(move || {
                 Box::pin(async move {
                     n.fetch_add(1, Ordering::SeqCst);

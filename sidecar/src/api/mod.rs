@@ -13,8 +13,15 @@ use axum::Router;
 use crate::app::App;
 use crate::error::{ApiError, Code};
 
+pub mod barriers;
+pub mod common;
+pub mod elections;
+pub mod groups;
+pub mod kv;
 pub mod leases;
+pub mod locks;
 pub mod system;
+pub mod watching;
 
 /// Longest blocking wait a request may ask for (acquire, campaign, barrier
 /// wait, long-poll).
@@ -38,6 +45,11 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .merge(system::routes())
         .merge(leases::routes())
+        .merge(groups::routes())
+        .merge(locks::routes())
+        .merge(elections::routes())
+        .merge(barriers::routes())
+        .merge(kv::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
