@@ -25,7 +25,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 use tracing::{info, warn};
 
-use crate::config::{ConfigError, DevArgs, MemberRole, MemberSettings, Settings};
+use crate::config::{ConfigError, DevArgs, DevCommand, MemberRole, MemberSettings, Settings};
 
 /// Port offsets from `--base-port`.
 pub const ADMIN_PORT_OFFSET: u16 = 1000;
@@ -105,10 +105,12 @@ pub fn connect_string(all: &[DevMember]) -> String {
 /// Runs the ensemble until `shutdown` resolves. `exe` is the server binary
 /// (normally this process's own).
 pub async fn run(
-    args: DevArgs,
+    command: DevCommand,
     exe: PathBuf,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    command.validate()?;
+    let args = command.ensemble;
     let members = plan(&args)?;
     let mut children = Vec::new();
     for m in &members {
@@ -139,7 +141,7 @@ pub async fn run(
         }
     }
     println!("connect: {}", connect_string(&members));
-    let mut sidecar = match args.sidecar {
+    let mut sidecar = match command.sidecar {
         Some(addr) => {
             let child = start_sidecar(&exe, addr, &connect_string(&members), &args.data_dir).await?;
             println!("sidecar: http://{addr}");
@@ -306,7 +308,6 @@ mod tests {
             zones,
             data_dir: PathBuf::from("/tmp/dev"),
             base_port: 2181,
-            sidecar: None,
         }
     }
 
@@ -345,11 +346,13 @@ mod tests {
             sidecar_exe(Path::new("/x/target/release/zonekeeper-server")),
             PathBuf::from("/x/target/release/zonekeeper-sidecar")
         );
-        let mut a = args(3, 3);
-        a.sidecar = Some("127.0.0.1:7181".parse().unwrap());
-        assert!(plan(&a).is_ok());
-        a.sidecar = Some("0.0.0.0:7181".parse().unwrap());
-        assert!(plan(&a).is_err());
+        let mut c = DevCommand {
+            ensemble: args(3, 3),
+            sidecar: Some("127.0.0.1:7181".parse().unwrap()),
+        };
+        assert!(c.validate().is_ok());
+        c.sidecar = Some("0.0.0.0:7181".parse().unwrap());
+        assert!(c.validate().is_err());
     }
 
     #[test]

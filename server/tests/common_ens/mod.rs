@@ -185,7 +185,6 @@ impl Ensemble {
             zones: n.min(3),
             data_dir: dir.path().to_path_buf(),
             base_port: pick_base(n),
-            sidecar: None,
         };
         let members = plan(&args).expect("planning the ensemble");
         let mut links = Vec::new();
