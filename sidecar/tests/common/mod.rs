@@ -297,3 +297,20 @@ pub async fn zk_client(servers: &str) -> zonekeeper_client::Client {
         .await
         .expect("client connects")
 }
+
+/// A four-letter word's answer from `addr` (empty if it does not answer).
+pub async fn four_letter(addr: SocketAddr, word: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let attempt = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        s.write_all(word.as_bytes()).await.ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.ok()?;
+        Some(out)
+    };
+    tokio::time::timeout(Duration::from_secs(5), attempt)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
