@@ -203,7 +203,8 @@ async fn renew_kind(app: &App, kind: Kind, name: &str, req: HolderRef) -> ApiRes
     // Confirm with the ensemble that the grant's node is still ours.
     let client = app.client();
     let stat = client.exists(&info.node).await?;
-    if !stat.is_some_and(|s| s.ephemeral_owner == client.session_id()) {
+    let ours = matches!(stat, Some(s) if s.ephemeral_owner == client.session_id());
+    if !ours {
         app.holdings.forget(&info.id);
         return Err(app.holdings.check(kind, name, &req.holder, None).unwrap_err());
     }
