@@ -45,3 +45,8 @@ pub use proto::records::{perms, Acl, Id, Stat};
 pub use proto::watch::EventType;
 pub use proto::ErrorCode;
 pub use watcher::{OneshotWatcher, PersistentWatcher, WatchedEvent};
+
+/// The examples of `docs/client.md`, compiled as doctests.
+#[doc = include_str!("../../docs/client.md")]
+#[cfg(doctest)]
+pub struct ClientDocTests;

@@ -57,6 +57,9 @@ impl PersistentWatcher {
     }
 }
 
+/// Where a one-time watch's event (or the end of the session) goes.
+pub(crate) type OneshotTx = oneshot::Sender<Result<WatchedEvent, Error>>;
+
 /// Which list a watch belongs to (the lists of setWatches2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum WatchKind {
@@ -70,7 +73,7 @@ pub(crate) enum WatchKind {
 pub(crate) enum PendingWatch {
     /// One-time watch: `Exist` becomes a data watch when the node exists
     /// (as in ZooKeeper's `ExistsWatchRegistration`).
-    Oneshot(WatchKind, oneshot::Sender<Result<WatchedEvent, Error>>),
+    Oneshot(WatchKind, OneshotTx),
     Persistent {
         recursive: bool,
         tx: mpsc::UnboundedSender<WatchedEvent>,
@@ -80,7 +83,7 @@ pub(crate) enum PendingWatch {
 /// All watches of one session.
 #[derive(Debug, Default)]
 pub(crate) struct WatchRegistry {
-    oneshot: HashMap<(WatchKind, String), Vec<oneshot::Sender<Result<WatchedEvent, Error>>>>,
+    oneshot: HashMap<(WatchKind, String), Vec<OneshotTx>>,
     persistent: HashMap<(bool, String), Vec<mpsc::UnboundedSender<WatchedEvent>>>,
 }
 

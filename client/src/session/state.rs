@@ -80,7 +80,7 @@ impl Session {
         self.sent.push_back(Sent {
             xid,
             call: q.call,
-            since: q.since.min(now),
+            since: now,
         });
         Some(packet)
     }

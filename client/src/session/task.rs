@@ -172,7 +172,7 @@ impl Task {
             let _ = r.send(Err(err.clone()));
         }
         self.session.fail_all(&err);
-        self.watches.fail_all(err);
+        self.watches.fail_all(err.clone());
         if let Some(c) = self.closing.take() {
             for r in c.reply {
                 let _ = r.send(Ok(()));
@@ -183,7 +183,7 @@ impl Task {
         while let Ok(cmd) = self.rx.try_recv() {
             match cmd {
                 Command::Call(c) => {
-                    let _ = c.reply.send(Err(Error::Closed));
+                    let _ = c.reply.send(Err(err.clone()));
                 }
                 Command::Close(r) => {
                     let _ = r.send(Ok(()));
@@ -620,6 +620,12 @@ impl Task {
                     .last_zxid
                     .store(self.session.last_zxid, Ordering::Relaxed);
                 if sent.call.op == OpCode::CloseSession {
+                    if h.err != 0 {
+                        warn!(
+                            err = h.err,
+                            "the server refused closeSession; the session will expire instead"
+                        );
+                    }
                     return Ok(Some(End::Closed));
                 }
                 self.complete(sent.call, h.err, body);

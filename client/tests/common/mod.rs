@@ -180,15 +180,28 @@ pub async fn steal_session(
     s
 }
 
-/// Sends closeSession on a raw connection that owns the session and waits
-/// for the server to close it.
-pub async fn close_raw(mut s: TcpStream) {
+/// Takes over the session and closes it in the same write (before the
+/// owner can reconnect), then waits for the server to close the raw
+/// connection.
+pub async fn close_session_behind_its_back(addr: SocketAddr, session_id: i64, passwd: Vec<u8>) {
+    let mut s = TcpStream::connect(addr).await.expect("raw connect");
+    let mut out = Vec::new();
+    let req = ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: 0,
+        timeout: 10_000,
+        session_id,
+        passwd,
+        read_only: Some(false),
+    };
+    let mut p = Vec::new();
+    req.write(&mut p);
+    frame::write_frame(&mut out, &p);
     let r = Request {
-        xid: 99,
+        xid: 1,
         op: OpCode::CloseSession,
         body: RequestBody::CloseSession,
     };
-    let mut out = Vec::new();
     frame::write_frame(&mut out, &r.encode());
     s.write_all(&out).await.expect("raw write");
     let mut buf = vec![0u8; 4096];
