@@ -30,11 +30,20 @@ pub struct Member {
 /// A joined member: its node path, for [`Group::leave`] or
 /// [`super::release`] from anywhere.
 #[must_use = "a membership lasts until left or the session ends"]
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Membership {
     pub name: String,
     pub node: String,
     client: Client,
+}
+
+impl std::fmt::Debug for Membership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Membership")
+            .field("name", &self.name)
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Membership {

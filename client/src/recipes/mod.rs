@@ -596,7 +596,7 @@ pub(crate) async fn wait_for_grant(
 /// Dropping it does **not** release it; call [`LockGuard::release`] (or
 /// [`release`] with the node path from anywhere).
 #[must_use = "a grant is held until released or the session ends"]
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LockGuard {
     /// The grant's node (full client path).
     pub node: String,
@@ -604,6 +604,15 @@ pub struct LockGuard {
     /// (`docs/recipes.md`, "Fencing tokens").
     pub token: u64,
     client: Client,
+}
+
+impl std::fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("node", &self.node)
+            .field("token", &format_args!("{:#x}", self.token))
+            .finish_non_exhaustive()
+    }
 }
 
 impl LockGuard {
@@ -640,9 +649,15 @@ pub(crate) async fn is_own_node(client: &Client, node: &str) -> Result<bool, Rec
     Ok(stat.is_some_and(|s| s.ephemeral_owner == client.session_id()))
 }
 
-fn lost_of(e: &Error) -> Option<Lost> {
+/// How a request error ends a grant, if it does. A request racing with the
+/// session's end may report `Closed` although the session expired; the
+/// session state says which.
+fn lost_of(client: &Client, e: &Error) -> Option<Lost> {
     match e {
         Error::SessionExpired => Some(Lost::SessionExpired),
+        Error::Closed | Error::AuthFailed if client.state() == SessionState::Expired => {
+            Some(Lost::SessionExpired)
+        }
         Error::Closed | Error::AuthFailed => Some(Lost::SessionClosed),
         _ => None,
     }
@@ -658,15 +673,15 @@ pub(crate) async fn node_lost(client: &Client, node: &str) -> Lost {
             Ok((Some(_), w)) => match w.changed().await {
                 Ok(ev) if ev.event_type == EventType::NodeDeleted => return Lost::Deleted,
                 Ok(_) => continue,
-                Err(e) => return lost_of(&e).unwrap_or(Lost::SessionClosed),
+                Err(e) => return lost_of(client, &e).unwrap_or(Lost::SessionClosed),
             },
             Err(e) => {
-                if let Some(l) = lost_of(&e) {
+                if let Some(l) = lost_of(client, &e) {
                     return l;
                 }
                 tokio::time::sleep(RETRY_PAUSE).await;
                 if let Err(RecipeError::Client(e)) = wait_connected(client, None).await {
-                    return lost_of(&e).unwrap_or(Lost::SessionClosed);
+                    return lost_of(client, &e).unwrap_or(Lost::SessionClosed);
                 }
             }
         }
