@@ -248,6 +248,42 @@ async fn clean_shutdown_releases_everything_it_holds() {
     assert_eq!(b.api.get("/v1/groups/g/members").await.1["members"], json!([]));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_releases_everything_and_exits_cleanly() {
+    let ens = Ensemble::start(3).await;
+    let mut a = SidecarProc::start(&ens.connect_string(), &["--session-timeout-ms", "60000"]).await;
+    let b = Sidecar::start(&ens.connect_string(), &[]).await;
+    assert_eq!(
+        a.api
+            .post("/v1/locks/job/acquire", json!({"timeout_ms": 0}))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        a.api
+            .post("/v1/elections/e/campaign", json!({"timeout_ms": 0}))
+            .await
+            .0,
+        200
+    );
+    let mut watch = a.api.sse("/v1/groups/g/watch").await;
+    watch.next().await;
+    let status = a.terminate().await;
+    assert_eq!(status.code(), Some(0), "SIGTERM must exit 0; log:\n{}", a.log());
+    // Released at once, not after the 60 s session timeout.
+    let (s, v) = b
+        .api
+        .post("/v1/locks/job/acquire", json!({"timeout_ms": 20000}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = b
+        .api
+        .post("/v1/elections/e/campaign", json!({"timeout_ms": 20000}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+}
+
 fn server_zone(r: &Value) -> String {
     r["server_zone"].as_str().unwrap_or("").to_string()
 }

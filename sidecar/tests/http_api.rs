@@ -343,3 +343,17 @@ async fn system_routes() {
         "{req_text}"
     );
 }
+
+#[test]
+fn the_binary_refuses_non_loopback_addresses() {
+    for args in [["--listen", "0.0.0.0:7181"], ["--zk-proxy", "192.0.2.1:2181"]] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_zonekeeper-sidecar"))
+            .args(["--servers", "127.0.0.1:1@zone-a"])
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} must be refused");
+        assert!(err.contains("not a loopback address"), "{args:?}: {err}");
+    }
+}

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -36,6 +37,11 @@ pub async fn respond(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/event-stream"));
     if sse {
+        // End the stream when the sidecar shuts down, so graceful shutdown
+        // does not wait for watchers.
+        let app2 = app.clone();
+        let stop = Box::pin(async move { app2.shutting_down().await });
+        let snapshots = snapshots.take_until(stop).boxed();
         return Ok(watch::sse(snapshots, app.metrics.clone()).into_response());
     }
     let wait = Duration::from_millis(q.wait_ms.unwrap_or(30_000));

@@ -279,6 +279,22 @@ impl SidecarProc {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
+
+    /// SIGTERM, and waits (polling, bounded) for the exit status.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
+        assert!(sent.success());
+        eventually("the sidecar to exit after SIGTERM", || {
+            let r = child.try_wait().expect("polling the child");
+            async move { r }
+        })
+        .await
+    }
 }
 
 impl Drop for SidecarProc {
