@@ -50,6 +50,9 @@ pub struct Holding {
     pub lease: Option<String>,
     /// The grant's znode (full path).
     pub node: String,
+    /// Instance number, set by [`Holdings::insert`]: a rejoined membership
+    /// has the same id as the one it replaced, not the same instance.
+    seq: u64,
     release: ReleaseFn,
 }
 
@@ -82,6 +85,7 @@ impl Holding {
             token,
             lease,
             node,
+            seq: 0,
             release,
         }
     }
@@ -112,6 +116,7 @@ impl Holding {
 
 pub struct Holdings {
     table: Mutex<HashMap<String, Holding>>,
+    next_seq: std::sync::atomic::AtomicU64,
     metrics: Arc<Metrics>,
 }
 
@@ -131,6 +136,7 @@ impl Holdings {
     pub fn new(metrics: Arc<Metrics>) -> Holdings {
         Holdings {
             table: Mutex::new(HashMap::new()),
+            next_seq: std::sync::atomic::AtomicU64::new(1),
             metrics,
         }
     }
@@ -142,11 +148,29 @@ impl Holdings {
             .add(delta);
     }
 
-    pub fn insert(&self, h: Holding) -> HoldingInfo {
-        let info = h.info();
+    /// Adds a holding (replacing one with the same id); returns its info
+    /// and instance number (for [`forget_instance`](Holdings::forget_instance)).
+    pub fn insert(&self, mut h: Holding) -> (HoldingInfo, u64) {
+        h.seq = self.next_seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (info, seq) = (h.info(), h.seq);
         self.gauge(h.kind, 1);
-        self.table.lock().unwrap().insert(h.id.clone(), h);
-        info
+        if let Some(old) = self.table.lock().unwrap().insert(h.id.clone(), h) {
+            self.gauge(old.kind, -1);
+        }
+        (info, seq)
+    }
+
+    /// Removes the holding `id` only if it is still instance `seq` (a
+    /// watcher of an earlier instance must not remove a later one).
+    pub fn forget_instance(&self, id: &str, seq: u64) -> Option<Holding> {
+        let mut t = self.table.lock().unwrap();
+        if t.get(id).map(|h| h.seq) != Some(seq) {
+            return None;
+        }
+        let h = t.remove(id)?;
+        drop(t);
+        self.gauge(h.kind, -1);
+        Some(h)
     }
 
     /// The holding `id` of `kind` on `resource`, if `token` (when given)
@@ -312,5 +336,17 @@ mod tests {
         let taken: Vec<_> = hs.take_lease("l1").into_iter().map(|h| h.id).collect();
         assert_eq!(taken, vec!["a".to_string()]);
         assert_eq!(hs.take_all().len(), 2);
+    }
+
+    #[test]
+    fn a_replaced_instance_is_not_forgotten_by_its_predecessors_watcher() {
+        let hs = Holdings::new(Arc::new(Metrics::new()));
+        let n = Arc::new(AtomicUsize::new(0));
+        let (_, first) = hs.insert(holding("g/m", Kind::Membership, "g", 0, None, &n));
+        let (_, second) = hs.insert(holding("g/m", Kind::Membership, "g", 0, None, &n));
+        assert!(hs.forget_instance("g/m", first).is_none());
+        assert_eq!(hs.len(), 1);
+        assert!(hs.forget_instance("g/m", second).is_some());
+        assert!(hs.is_empty());
     }
 }

@@ -115,10 +115,10 @@ where
 {
     let id = holding.id.clone();
     let lease = holding.lease.clone();
-    let info = app.holdings.insert(holding);
+    let (info, seq) = app.holdings.insert(holding);
     if let Some(l) = &lease {
         if let Err(e) = app.leases.get(l) {
-            if let Some(h) = app.holdings.forget(&id) {
+            if let Some(h) = app.holdings.forget_instance(&id, seq) {
                 h.release("lease_lapsed", &app.metrics).await;
             }
             return Err(e);
@@ -128,7 +128,7 @@ where
     tokio::spawn(async move {
         tokio::select! {
             why = lost => {
-                if app2.holdings.forget(&id).is_some() {
+                if app2.holdings.forget_instance(&id, seq).is_some() {
                     tracing::warn!(%id, ?why, "a grant was lost (its node is gone); forgot the holding");
                     app2.metrics.released.with_label_values(&["lost"]).inc();
                 }

@@ -116,8 +116,7 @@ pub async fn join(
         .await
         .map_err(|e| recipe_error(e, Waited::Other, &what))?;
     let id = holding_id(&name, &member);
-    // A rejoin replaces the earlier holding of the same member.
-    app.holdings.forget(&id);
+    // A rejoin replaces the earlier holding of the same member (insert).
     let g = group(&app, &name)?;
     let member2 = member.clone();
     let m2 = m.clone();
