@@ -49,6 +49,23 @@ impl SessionState {
     }
 }
 
+/// Counters since the client was created, for the caller's metrics (the
+/// sidecar exports them to Prometheus).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    /// Successful handshakes (the first one, reconnects and moves home).
+    pub connects: u64,
+    /// Connection attempts that failed: unreachable, timed out, or refused
+    /// (not serving, or behind the session's last zxid).
+    pub failed_attempts: u64,
+    /// Established connections that were lost.
+    pub connection_losses: u64,
+    /// Planned moves back to the own zone.
+    pub moves_home: u64,
+    /// Requests sent (pings and internal requests excluded).
+    pub requests: u64,
+}
+
 /// A ZooKeeper client session. Cheap to clone; all clones share the session,
 /// and it is closed when [`Client::close`] is called or the last clone is
 /// dropped.
@@ -114,6 +131,11 @@ impl Client {
             SessionState::Connected { server } => Some(server),
             _ => None,
         }
+    }
+
+    /// Connection and request counters.
+    pub fn stats(&self) -> ClientStats {
+        self.inner.handle.stats()
     }
 
     /// The last zxid this session has seen in a reply.

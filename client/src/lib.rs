@@ -36,7 +36,7 @@ pub mod watcher;
 mod chroot;
 mod session;
 
-pub use client::{Client, SessionState};
+pub use client::{Client, ClientStats, SessionState};
 pub use config::ClientConfig;
 pub use connect_string::{ConnectString, ServerAddr};
 pub use error::Error;

@@ -57,6 +57,10 @@ impl PersistentWatcher {
     }
 }
 
+/// The most path bytes one setWatches2 packet carries (ZooKeeper's
+/// `SET_WATCHES_MAX_LENGTH`, 128 KiB).
+pub(crate) const SET_WATCHES_MAX_BYTES: usize = 128 * 1024;
+
 /// Where a one-time watch's event (or the end of the session) goes.
 pub(crate) type OneshotTx = oneshot::Sender<Result<WatchedEvent, Error>>;
 
@@ -166,10 +170,12 @@ impl WatchRegistry {
         gone
     }
 
-    /// The setWatches2 request that re-registers every live watch, with
+    /// The setWatches2 requests that re-register every live watch, with
     /// `relative_zxid` the last zxid the session has seen (the server fires
-    /// what changed since). Watchers whose holder is gone are dropped.
-    pub(crate) fn set_watches(&mut self, relative_zxid: i64) -> Option<SetWatches2> {
+    /// what changed since). Split like ZooKeeper's client, so no packet
+    /// carries more than [`SET_WATCHES_MAX_BYTES`] of paths. Watchers whose
+    /// holder is gone are dropped.
+    pub(crate) fn set_watches(&mut self, relative_zxid: i64) -> Vec<SetWatches2> {
         self.oneshot.retain(|_, txs| {
             txs.retain(|tx| !tx.is_closed());
             !txs.is_empty()
@@ -178,30 +184,37 @@ impl WatchRegistry {
             txs.retain(|tx| !tx.is_closed());
             !txs.is_empty()
         });
-        let mut w = SetWatches2 {
+        let fresh = || SetWatches2 {
             relative_zxid,
             ..Default::default()
         };
-        for (kind, path) in self.oneshot.keys() {
-            match kind {
-                WatchKind::Data => w.data_watches.push(path.clone()),
-                WatchKind::Exist => w.exist_watches.push(path.clone()),
-                WatchKind::Child => w.child_watches.push(path.clone()),
+        let mut out = Vec::new();
+        let mut cur = fresh();
+        let mut bytes = 0;
+        let all = self
+            .oneshot
+            .keys()
+            .map(|(k, p)| (Some(*k), false, p))
+            .chain(self.persistent.keys().map(|(r, p)| (None, *r, p)));
+        for (kind, recursive, path) in all {
+            if bytes > 0 && bytes + path.len() > SET_WATCHES_MAX_BYTES {
+                out.push(std::mem::replace(&mut cur, fresh()));
+                bytes = 0;
             }
+            bytes += path.len();
+            let list = match (kind, recursive) {
+                (Some(WatchKind::Data), _) => &mut cur.data_watches,
+                (Some(WatchKind::Exist), _) => &mut cur.exist_watches,
+                (Some(WatchKind::Child), _) => &mut cur.child_watches,
+                (None, false) => &mut cur.persistent_watches,
+                (None, true) => &mut cur.persistent_recursive_watches,
+            };
+            list.push(path.clone());
         }
-        for (recursive, path) in self.persistent.keys() {
-            if *recursive {
-                w.persistent_recursive_watches.push(path.clone());
-            } else {
-                w.persistent_watches.push(path.clone());
-            }
+        if bytes > 0 {
+            out.push(cur);
         }
-        let empty = w.data_watches.is_empty()
-            && w.exist_watches.is_empty()
-            && w.child_watches.is_empty()
-            && w.persistent_watches.is_empty()
-            && w.persistent_recursive_watches.is_empty();
-        (!empty).then_some(w)
+        out
     }
 
     /// The session ended: one-time watchers get `err`, persistent watchers
@@ -276,12 +289,38 @@ mod tests {
         );
         reg.dispatch(EventType::NodeCreated, "/r/b", 8, &c);
         assert_eq!(exist_missing.changed().await.unwrap().path, "/b");
-        let w = reg.set_watches(9).unwrap();
-        assert_eq!(w.data_watches, vec!["/r/a".to_string()]);
-        assert!(w.exist_watches.is_empty() && w.child_watches.is_empty());
+        let w = reg.set_watches(9);
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].relative_zxid, 9);
+        assert_eq!(w[0].data_watches, vec!["/r/a".to_string()]);
+        assert!(w[0].exist_watches.is_empty() && w[0].child_watches.is_empty());
         reg.fail_all(Error::SessionExpired);
         assert_eq!(data.changed().await, Err(Error::SessionExpired));
-        assert!(reg.set_watches(9).is_none());
+        assert!(reg.set_watches(9).is_empty());
+    }
+
+    #[test]
+    fn many_watches_are_split_into_bounded_packets() {
+        let mut reg = WatchRegistry::default();
+        let mut keep = Vec::new();
+        let long = "x".repeat(1000);
+        for i in 0..300 {
+            let (tx, rx) = oneshot::channel();
+            reg.register(
+                &format!("/{long}/{i}"),
+                PendingWatch::Oneshot(WatchKind::Child, tx),
+                true,
+                false,
+            );
+            keep.push(rx);
+        }
+        let packets = reg.set_watches(1);
+        assert_eq!(packets.len(), 3);
+        let total: usize = packets.iter().map(|p| p.child_watches.len()).sum();
+        assert_eq!(total, 300);
+        for p in &packets {
+            assert!(p.child_watches.iter().map(String::len).sum::<usize>() <= SET_WATCHES_MAX_BYTES);
+        }
     }
 
     #[tokio::test]

@@ -136,3 +136,81 @@ async fn wrong_credentials_are_terminal() {
         Err(e) => assert_eq!(e, Error::AuthFailed),
     }
 }
+
+fn zone_of(s: &SessionState) -> Option<&str> {
+    match s {
+        SessionState::Connected { server } => server.zone.as_deref(),
+        _ => None,
+    }
+}
+
+/// ZooKeeper: a server that has seen less than the client's last zxid
+/// refuses it (closes the connection), and the client tries another. Two
+/// independent single servers: the client's session lives on A, which has
+/// many more transactions than B. While A is down, B refuses every attempt
+/// (were it to accept, it would not know the session and report it
+/// expired); once A is back, the session resumes there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_behind_the_session_is_skipped() {
+    let mut a = InProc::start().await;
+    let b = InProc::start().await;
+    let servers = format!("{}@zone-a,{}@zone-b", a.addr, b.addr);
+    let cfg = ClientConfig::new(servers.parse().unwrap())
+        .with_zone("zone-a")
+        .with_request_timeout(Duration::from_secs(30));
+    let c = within("connect", Client::connect(cfg)).await.unwrap();
+    assert_eq!(c.server().unwrap().zone.as_deref(), Some("zone-a"));
+    let sid = c.session_id();
+    c.create("/eph", b"", &acl_open_unsafe(), CreateMode::Ephemeral)
+        .await
+        .unwrap();
+    for i in 0..50 {
+        c.create(&format!("/n{i}"), b"", &acl_open_unsafe(), CreateMode::Persistent)
+            .await
+            .unwrap();
+    }
+    let mut states = c.state_changes();
+    states.borrow_and_update();
+    let seen = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while states.changed().await.is_ok() {
+            let s = states.borrow_and_update().clone();
+            let done = matches!(&s, SessionState::Connected { .. }) || s.is_terminal();
+            seen.push(s);
+            if done {
+                break;
+            }
+        }
+        seen
+    });
+    let before = c.stats();
+    a.stop().await;
+    // Both servers are tried (and fail) several times.
+    common::eventually("attempts on both servers", || {
+        let c = c.clone();
+        async move { (c.stats().failed_attempts >= before.failed_attempts + 4).then_some(()) }
+    })
+    .await;
+    assert_eq!(
+        c.state(),
+        SessionState::Disconnected,
+        "B never accepted the session"
+    );
+    a.restart().await;
+    let seen = within("the states", seen).await.unwrap();
+    assert!(!seen.iter().any(|s| s.is_terminal()), "{seen:?}");
+    println!("states: {seen:?}");
+    let back = wait_state(&c, "resumed on A", |s| {
+        matches!(s, SessionState::Connected { .. })
+    })
+    .await;
+    assert_eq!(zone_of(&back), Some("zone-a"));
+    assert_eq!(c.session_id(), sid);
+    assert!(
+        c.exists("/eph").await.unwrap().is_some(),
+        "the ephemeral survived"
+    );
+    let stats = c.stats();
+    assert_eq!(stats.connection_losses, before.connection_losses + 1);
+    assert_eq!(stats.connects, before.connects + 1);
+}

@@ -102,12 +102,13 @@ async fn failover_to_another_zone_and_back_home_keeps_the_session() {
     let mut tree = c.watch("/watched", true).await.unwrap();
 
     // The own-zone member dies: the client moves to another zone.
+    let killed = std::time::Instant::now();
     e.kill9(home);
     let s = wait_state(&c, "connected in another zone", |s| {
         zone_of(s).is_some_and(|z| z != home_zone)
     })
     .await;
-    println!("failed over to {s:?}");
+    println!("failed over to {s:?} {:?} after the kill", killed.elapsed());
     assert_eq!(c.session_id(), sid, "same session after failover");
     let stat = retry(|| other.exists("/eph"))
         .await
@@ -131,11 +132,17 @@ async fn failover_to_another_zone_and_back_home_keeps_the_session() {
     // The member comes back: the client moves home, keeping everything.
     e.spawn(home);
     e.wait_serving(home).await;
+    let serving = std::time::Instant::now();
     wait_state(&c, "back home", |s| {
         zone_of(s).as_deref() == Some(home_zone.as_str())
     })
     .await;
     assert_eq!(c.session_id(), sid, "same session after returning home");
+    println!(
+        "back home {:?} after the member served again (return_home_interval 300 ms); stats {:?}",
+        serving.elapsed(),
+        c.stats()
+    );
     assert_eq!(retry(|| c.get_data("/eph")).await.0, b"away");
     let stat = retry(|| other.exists("/eph"))
         .await

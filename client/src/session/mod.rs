@@ -11,7 +11,7 @@ pub(crate) mod conn;
 pub(crate) mod state;
 pub(crate) mod task;
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use proto::opcode::OpCode;
@@ -47,6 +47,17 @@ pub(crate) struct Shared {
     pub session_id: AtomicI64,
     pub last_zxid: AtomicI64,
     pub passwd: std::sync::Mutex<Vec<u8>>,
+    pub connects: AtomicU64,
+    pub failed_attempts: AtomicU64,
+    pub connection_losses: AtomicU64,
+    pub moves_home: AtomicU64,
+    pub requests: AtomicU64,
+}
+
+impl Shared {
+    pub fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// The `Client`'s side of the session task.
@@ -69,6 +80,17 @@ impl Handle {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    pub fn stats(&self) -> crate::client::ClientStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        crate::client::ClientStats {
+            connects: get(&self.shared.connects),
+            failed_attempts: get(&self.shared.failed_attempts),
+            connection_losses: get(&self.shared.connection_losses),
+            moves_home: get(&self.shared.moves_home),
+            requests: get(&self.shared.requests),
+        }
     }
 
     pub fn last_zxid(&self) -> i64 {

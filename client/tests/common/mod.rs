@@ -89,6 +89,7 @@ pub async fn wait_state(client: &Client, what: &str, pred: impl Fn(&SessionState
 pub struct InProc {
     server: Option<RunningServer>,
     pub addr: SocketAddr,
+    config: Config,
     _dir: tempfile::TempDir,
 }
 
@@ -107,12 +108,29 @@ impl InProc {
             ..Config::default()
         };
         tweak(&mut config);
-        let server = server::start(config).await.expect("server starts");
+        let server = server::start(config.clone()).await.expect("server starts");
         InProc {
             addr: server.client_addr,
             server: Some(server),
+            config,
             _dir: dir,
         }
+    }
+
+    /// Shuts the server down (its clients see the connection close).
+    pub async fn stop(&mut self) {
+        if let Some(s) = self.server.take() {
+            within("shutdown", s.shutdown()).await.expect("clean shutdown");
+        }
+    }
+
+    /// Starts it again on the same address and data directory.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let mut config = self.config.clone();
+        config.client_addr = self.addr;
+        let server = server::start(config).await.expect("server restarts");
+        self.server = Some(server);
     }
 
     pub fn connect_string(&self) -> String {
@@ -227,6 +245,12 @@ pub fn server_bin() -> PathBuf {
     BUILD.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
+        // target/debug is the `dev` profile; other directories are named
+        // after their profile.
+        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => "dev".to_string(),
+            Some(p) => p.to_string(),
+        };
         let status = Command::new(cargo)
             .args([
                 "build",
@@ -235,9 +259,8 @@ pub fn server_bin() -> PathBuf {
                 "zonekeeper-server",
                 "--bin",
                 "zonekeeper-server",
-                "--manifest-path",
-                manifest,
             ])
+            .args(["--profile", &profile, "--manifest-path", manifest])
             .env("CARGO_TARGET_DIR", profile_dir.parent().expect("target dir"))
             .status()
             .expect("running cargo build for zonekeeper-server");
@@ -314,13 +337,22 @@ impl Ensemble {
             .append(true)
             .open(m.dir.join("server.log"))
             .unwrap();
-        let child = Command::new(&self.bin)
+        let mut cmd = Command::new(&self.bin);
+        // The server reads ZONEKEEPER_* variables as settings: none of the
+        // test environment's may leak into a member.
+        for (k, _) in std::env::vars() {
+            if k.starts_with("ZONEKEEPER_") {
+                cmd.env_remove(k);
+            }
+        }
+        let child = cmd
             .arg("--config")
             .arg(m.dir.join("zonekeeper.toml"))
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
             .spawn()
             .expect("spawning zonekeeper-server");
         self.procs[i] = Some(child);
