@@ -1,8 +1,10 @@
 //! Versioned key/value store: one persistent node per key under the
 //! store's path; the value is the node's data and the version its
 //! `stat.version`. Writes are conditional on [`Expected`] (compare-and-set
-//! through the server's version check). After a lost reply a conditional
-//! write reads the key back to learn whether it was applied.
+//! through the server's version check). A conditional write whose reply was
+//! lost is retried; if the retry's condition fails, the first attempt may
+//! have been applied (and even overwritten since), which no read can tell:
+//! that is reported as `Client(ConnectionLoss)`, "outcome unknown".
 
 use super::{check_name, check_path, child, ensure_node, retry, wait_connected, RecipeError};
 use crate::{acl_open_unsafe, Client, CreateMode, Error, ErrorCode, Stat};
@@ -88,7 +90,8 @@ impl Kv {
     }
 
     /// Writes `value` if `expected` holds; returns the new version.
-    /// `Conflict { current }` if it does not.
+    /// `Conflict { current }` if it does not; `Client(ConnectionLoss)` if a
+    /// lost reply leaves the outcome unknown (re-read and decide).
     pub async fn put(&self, key: &str, value: &[u8], expected: Expected) -> Result<i32, RecipeError> {
         let node = self.node(key)?;
         let c = &self.client;
@@ -122,23 +125,17 @@ impl Kv {
                 {
                     ensure_dir_persistent(c, &self.path).await?
                 }
+                // After a lost reply, a failed condition may be our own
+                // write (applied, maybe overwritten since): unknowable.
+                Err(Error::Server(ErrorCode::NoNode | ErrorCode::NodeExists | ErrorCode::BadVersion))
+                    if lost_reply =>
+                {
+                    return Err(Error::ConnectionLoss.into())
+                }
                 Err(Error::Server(ErrorCode::NoNode | ErrorCode::NodeExists | ErrorCode::BadVersion)) => {
-                    let now = self.read(&node).await?;
-                    if lost_reply {
-                        let want = match expected {
-                            Expected::Absent => Some(0),
-                            Expected::Version(v) => Some(v + 1),
-                            Expected::Any => None,
-                        };
-                        if let Some((data, stat)) = &now {
-                            if Some(stat.version) == want && data == value {
-                                return Ok(stat.version);
-                            }
-                        }
-                    }
                     return Err(RecipeError::Conflict {
-                        current: now.map(|(_, s)| s.version),
-                    });
+                        current: self.current_version(&node).await?,
+                    })
                 }
                 Err(e) if e.is_retriable() => {
                     lost_reply = true;
@@ -168,7 +165,10 @@ impl Kv {
         loop {
             match c.delete(&node, version).await {
                 Ok(()) => return Ok(()),
-                Err(Error::Server(ErrorCode::NoNode)) if version.is_none() || lost_reply => return Ok(()),
+                Err(Error::Server(ErrorCode::NoNode)) if version.is_none() => return Ok(()),
+                Err(Error::Server(ErrorCode::NoNode | ErrorCode::BadVersion)) if lost_reply => {
+                    return Err(Error::ConnectionLoss.into())
+                }
                 Err(Error::Server(ErrorCode::NoNode | ErrorCode::BadVersion)) => {
                     return Err(RecipeError::Conflict {
                         current: self.current_version(&node).await?,

@@ -323,29 +323,55 @@ pub(crate) async fn ensure_node(client: &Client, path: &str, mode: CreateMode) -
 }
 
 /// Deletes a node, tolerating its absence and retrying after connection
-/// loss. True if this call (or its lost-reply predecessor) removed it.
+/// loss. True if this call removed it — or may have: `NoNode` after a lost
+/// reply counts as removed by the lost attempt.
 pub(crate) async fn delete_quietly(client: &Client, path: &str) -> Result<bool, RecipeError> {
-    retry(client, || async {
+    let mut lost_reply = false;
+    loop {
         match client.delete(path, None).await {
-            Ok(()) => Ok(true),
-            Err(Error::Server(ErrorCode::NoNode)) => Ok(false),
-            Err(e) => Err(e),
+            Ok(()) => return Ok(true),
+            Err(Error::Server(ErrorCode::NoNode)) => return Ok(lost_reply),
+            Err(e) if e.is_retriable() => {
+                lost_reply = true;
+                tokio::time::sleep(RETRY_PAUSE).await;
+                wait_connected(client, None).await?;
+            }
+            Err(e) => return Err(e.into()),
         }
-    })
-    .await
+    }
 }
 
 /// Deletes a grant or membership node by path, from any clone of any
 /// client: how a sidecar releases one application's locks, permits,
 /// leaderships or memberships when that application's lease ends.
 /// `NotHeld` if the node is already gone.
+///
+/// Also removes *ghosts* of the same attempt: a contender node whose create
+/// lost its reply can still be applied after the retry created another
+/// (`docs/recipes.md`, "Protected names"); it carries the same guid.
 pub async fn release(client: &Client, node: &str) -> Result<(), RecipeError> {
     check_path(node)?;
-    if delete_quietly(client, node).await? {
+    let deleted = delete_quietly(client, node).await?;
+    if let (Some((dir, name)), true) = (node.rsplit_once('/'), !node.ends_with('/')) {
+        if let Some(guid) = guid_of(name) {
+            let dir = if dir.is_empty() { "/" } else { dir };
+            if dir != "/" {
+                delete_by_guid(client, &[dir.to_string()], guid).await?;
+            }
+        }
+    }
+    if deleted {
         Ok(())
     } else {
         Err(RecipeError::NotHeld(node.to_string()))
     }
+}
+
+/// The guid of a protected name `<prefix>-<guid>-<seq>`.
+pub(crate) fn guid_of(name: &str) -> Option<&str> {
+    let mut parts = name.split('-');
+    let (_, guid, _) = (parts.next()?, parts.next()?, parts.next()?);
+    (guid.len() == 32 && guid.bytes().all(|b| b.is_ascii_hexdigit())).then_some(guid)
 }
 
 // ---------------------------------------------------------------- protected creates
@@ -753,5 +779,9 @@ mod tests {
         assert_eq!(v[2].kind(), "write");
         assert_eq!(sequence_of("x-y-2147483647"), Some(2147483647));
         assert_eq!(sequence_of("x-y-12"), None);
+        let g = new_guid();
+        assert_eq!(guid_of(&format!("lock-{g}-0000000001")), Some(g.as_str()));
+        assert_eq!(guid_of("m1"), None);
+        assert_eq!(guid_of("lock-short-0000000001"), None);
     }
 }

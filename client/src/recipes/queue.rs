@@ -59,11 +59,15 @@ impl Queue {
                 mode: CreateMode::Ephemeral,
             },
         ];
+        let mut lost_reply = false;
         loop {
             match c.multi(ops.clone()).await {
                 Ok(_) => break,
                 Err(Error::Server(ErrorCode::NoNode)) => ensure_dir(c, &self.path).await?,
+                // Only our own earlier attempt creates this marker.
+                Err(Error::Server(ErrorCode::NodeExists)) if lost_reply => break,
                 Err(e) if e.is_retriable() => {
+                    lost_reply = true;
                     wait_connected(c, None).await?;
                     if retry(c, || c.exists(&marker)).await?.is_some() {
                         break;
@@ -72,7 +76,13 @@ impl Queue {
                 Err(e) => return Err(e.into()),
             }
         }
-        delete_quietly(c, &marker).await?;
+        if !lost_reply {
+            delete_quietly(c, &marker).await?;
+        }
+        // else: the lost attempt may still be in flight (a write sent on
+        // the old connection can be applied after this session's next
+        // reads); the marker stays until the session ends so that attempt
+        // fails instead of adding the item twice.
         Ok(())
     }
 
@@ -150,12 +160,20 @@ impl Queue {
 
     /// Claims the first of `items` (sorted) still there; `None` if every
     /// one was taken by others.
+    ///
+    /// A claim whose reply was lost is settled by the marker before moving
+    /// on: the claim and the marker are one multi, so the marker exists iff
+    /// that claim was applied; and a lost claim can land late only while
+    /// its item still exists, where the retry meets it.
     async fn take_from(&self, items: Vec<String>) -> Result<Option<Vec<u8>>, RecipeError> {
         let c = &self.client;
         let marker = child(&self.path, &format!("take-{}", new_guid()));
+        let marker_exists = || async { retry(c, || c.exists(&marker)).await.map(|s| s.is_some()) };
         for name in items {
             let item = child(&self.path, &name);
-            loop {
+            // The item's data, once a claim of it lost its reply.
+            let mut lost_claim: Option<Vec<u8>> = None;
+            let claimed = loop {
                 let read = retry(c, || async {
                     match c.get_data(&item).await {
                         Ok(r) => Ok(Some(r)),
@@ -164,7 +182,14 @@ impl Queue {
                     }
                 })
                 .await?;
-                let Some((data, stat)) = read else { break };
+                let Some((data, stat)) = read else {
+                    // Gone: by our lost claim (the marker says so) or by
+                    // another consumer.
+                    match lost_claim.take() {
+                        Some(d) if marker_exists().await? => break Some(d),
+                        _ => break None,
+                    }
+                };
                 let ops = vec![
                     Op::Delete {
                         path: item.clone(),
@@ -177,22 +202,31 @@ impl Queue {
                         mode: CreateMode::Ephemeral,
                     },
                 ];
-                let claimed = match c.multi(ops).await {
-                    Ok(_) => true,
-                    // Another consumer took it: try the next item.
-                    Err(Error::Server(ErrorCode::NoNode)) => break,
+                match c.multi(ops).await {
+                    Ok(_) => break Some(data),
+                    // Our lost claim of this item was applied meanwhile.
+                    Err(Error::Server(ErrorCode::NodeExists)) => break Some(data),
+                    Err(Error::Server(ErrorCode::NoNode))
+                        if lost_claim.is_some() && marker_exists().await? =>
+                    {
+                        break Some(data)
+                    }
+                    Err(Error::Server(ErrorCode::NoNode)) => break None,
                     // Changed under us (not by this recipe): read it again.
                     Err(Error::Server(ErrorCode::BadVersion)) => continue,
                     Err(e) if e.is_retriable() => {
                         wait_connected(c, None).await?;
-                        retry(c, || c.exists(&marker)).await?.is_some()
+                        if marker_exists().await? {
+                            break Some(data);
+                        }
+                        lost_claim = Some(data);
                     }
                     Err(e) => return Err(e.into()),
-                };
-                if claimed {
-                    delete_quietly(c, &marker).await?;
-                    return Ok(Some(data));
                 }
+            };
+            if let Some(data) = claimed {
+                delete_quietly(c, &marker).await?;
+                return Ok(Some(data));
             }
         }
         Ok(None)

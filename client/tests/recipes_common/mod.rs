@@ -263,3 +263,70 @@ where
     })
     .await;
 }
+
+impl TestServer {
+    /// A session through a relay, with the default (long) session timeout:
+    /// cutting the relay costs requests their replies (ConnectionLoss) but
+    /// not the session.
+    pub async fn flaky_client(&self) -> (Client, Arc<Relay>) {
+        let relay = Relay::start(self.addr).await;
+        let client = connect(relay.addr, Duration::from_secs(10)).await;
+        (client, Arc::new(relay))
+    }
+}
+
+/// Cuts one of `relays` (chosen at random) every few milliseconds and heals
+/// it at once, until stopped: every client keeps its session but loses
+/// connections, and with them the replies of requests in flight.
+pub struct Chaos {
+    stop: Arc<AtomicBool>,
+    task: JoinHandle<u64>,
+}
+
+impl Chaos {
+    pub fn start(relays: Vec<Arc<Relay>>) -> Chaos {
+        use rand::Rng;
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut cuts = 0;
+            while !s.load(Ordering::SeqCst) {
+                let (pause, i) = {
+                    let mut rng = rand::thread_rng();
+                    (rng.gen_range(5..40), rng.gen_range(0..relays.len()))
+                };
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+                relays[i].cut();
+                relays[i].heal();
+                cuts += 1;
+            }
+            cuts
+        });
+        Chaos { stop, task }
+    }
+
+    /// Stops cutting; returns how many cuts were made.
+    pub async fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::SeqCst);
+        self.task.await.expect("chaos task")
+    }
+}
+
+/// Counts how often `client` lost its connection (entered `Disconnected`).
+pub fn count_disconnects(client: &Client) -> Arc<std::sync::atomic::AtomicU64> {
+    let n = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut rx = client.state_changes();
+    let n2 = n.clone();
+    tokio::spawn(async move {
+        while rx.changed().await.is_ok() {
+            let s = rx.borrow_and_update().clone();
+            if s == SessionState::Disconnected {
+                n2.fetch_add(1, Ordering::Relaxed);
+            }
+            if s.is_terminal() {
+                return;
+            }
+        }
+    });
+    n
+}
