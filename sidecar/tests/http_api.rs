@@ -357,3 +357,75 @@ fn the_binary_refuses_non_loopback_addresses() {
         assert!(err.contains("not a loopback address"), "{args:?}: {err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_session_expiry_holdings_are_forgotten_and_a_new_session_serves() {
+    let (ens, sc) = setup().await;
+    let api = &sc.api;
+    let (s, g) = api.post("/v1/locks/l/acquire", json!({"timeout_ms": 0})).await;
+    assert_eq!(s, 200, "{g}");
+    assert_eq!(api.put("/v1/groups/g/members/m", json!({})).await.0, 200);
+    let old = sc.running().app.client();
+    let old_sid = format!("0x{:x}", old.session_id());
+    // The ensemble ends the session behind the sidecar's back.
+    common::zk::close_session_behind_its_back(ens.addr(0), old.session_id(), old.session_password()).await;
+    let r = common::eventually("a new session", || async {
+        let (s, r) = api.get("/readyz").await;
+        (s == 200 && r["session_id"] != old_sid.as_str()).then_some(r)
+    })
+    .await;
+    assert_eq!(r["session"], "connected");
+    // What the old session held is gone, and the sidecar says so.
+    let (s, v) = api
+        .post("/v1/locks/l/renew", json!({"holder": g["holder"]}))
+        .await;
+    assert_eq!((s, code(&v)), (409, "not_holder"), "{v}");
+    assert_eq!(api.get("/v1/holdings").await.1["holdings"], json!([]));
+    assert_eq!(api.get("/v1/groups/g/members").await.1["members"], json!([]));
+    // The new session works.
+    let (s, v) = api.post("/v1/locks/l/acquire", json!({"timeout_ms": 0})).await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v["token"].as_u64() > g["token"].as_u64());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocking_acquire_whose_caller_hangs_up_leaves_nothing_held() {
+    use tokio::io::AsyncWriteExt;
+    let (ens, a) = setup().await;
+    let b = Sidecar::start(&ens.connect_string(), &[]).await;
+    let (s, g) = a.api.post("/v1/locks/l/acquire", json!({"timeout_ms": 0})).await;
+    assert_eq!(s, 200, "{g}");
+    // A caller of b asks to wait a minute, then hangs up.
+    let body = json!({"timeout_ms": 60000}).to_string();
+    let mut raw = tokio::net::TcpStream::connect(b.api.addr).await.unwrap();
+    let req = format!(
+        "POST /v1/locks/l/acquire HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    raw.write_all(req.as_bytes()).await.unwrap();
+    common::eventually("b's attempt to queue", || async {
+        (a.api.get("/v1/locks/l").await.1["waiting"] == 1).then_some(())
+    })
+    .await;
+    drop(raw);
+    // Its queued attempt is withdrawn, so a's release does not hand the
+    // lock to nobody: b's next caller gets it right away.
+    common::eventually("the abandoned attempt to be withdrawn", || async {
+        (a.api.get("/v1/locks/l").await.1["waiting"] == 0).then_some(())
+    })
+    .await;
+    let (s, _) = a
+        .api
+        .post("/v1/locks/l/release", json!({"holder": g["holder"]}))
+        .await;
+    assert_eq!(s, 200);
+    let (s, v) = b.api.post("/v1/locks/l/acquire", json!({"timeout_ms": 0})).await;
+    assert_eq!(s, 200, "the abandoned attempt kept the lock: {v}");
+    assert_eq!(
+        b.api.get("/v1/holdings").await.1["holdings"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
