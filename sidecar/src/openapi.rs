@@ -92,3 +92,23 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod shape {
+    use utoipa::OpenApi;
+
+    #[test]
+    fn operation_ids_are_unique() {
+        let doc = serde_json::to_value(super::ApiDoc::openapi()).unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            for (method, op) in ops.as_object().unwrap() {
+                let id = op["operationId"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+                assert!(seen.insert(id.to_string()), "operationId {id} is used twice");
+            }
+        }
+        assert_eq!(seen.len(), 36);
+    }
+}

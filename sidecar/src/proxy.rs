@@ -90,19 +90,37 @@ async fn pipe(mut down: TcpStream, app: &App) {
     let _ = up.set_nodelay(true);
     let (mut dr, mut dw) = down.split();
     let (mut ur, mut uw) = up.split();
+    let up_bytes = app.metrics.proxy_bytes.with_label_values(&["up"]);
+    let down_bytes = app.metrics.proxy_bytes.with_label_values(&["down"]);
     // Either direction ending (EOF or error) ends both: a dead upstream must
     // close the downstream so the ZooKeeper client reconnects.
-    let result = tokio::select! {
-        r = tokio::io::copy(&mut dr, &mut uw) => r.map(|n| ("up", n)),
-        r = tokio::io::copy(&mut ur, &mut dw) => r.map(|n| ("down", n)),
-        _ = app.shutting_down() => Ok(("shutdown", 0)),
+    let ended = tokio::select! {
+        r = pump(&mut dr, &mut uw, &up_bytes) => r.map(|()| "client"),
+        r = pump(&mut ur, &mut dw, &down_bytes) => r.map(|()| "server"),
+        _ = app.shutting_down() => Ok("shutdown"),
     };
-    match result {
-        Ok((dir, n)) => {
-            if dir != "shutdown" {
-                app.metrics.proxy_bytes.with_label_values(&[dir]).inc_by(n);
-            }
+    match ended {
+        Ok(side) => debug!(side, server = %server.host_port(), "zk proxy: one side closed; closing both"),
+        Err(e) => {
+            debug!(error = %e, server = %server.host_port(), "zk proxy: connection failed; closing both")
         }
-        Err(e) => debug!(error = %e, "zk proxy: connection ended with an error"),
+    }
+}
+
+/// Copies `r` to `w` until EOF, counting bytes.
+async fn pump<R, W>(r: &mut R, w: &mut W, bytes: &prometheus::IntCounter) -> std::io::Result<()>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = r.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        w.write_all(&buf[..n]).await?;
+        bytes.inc_by(n as u64);
     }
 }

@@ -63,7 +63,7 @@ fn barrier(app: &App, name: &str) -> ApiResult<Barrier> {
 }
 
 /// Whether the barrier is set.
-#[utoipa::path(get, path = "/v1/barriers/{name}", tag = "barriers", params(("name" = String, Path)),
+#[utoipa::path(get, operation_id = "barriers_state", path = "/v1/barriers/{name}", tag = "barriers", params(("name" = String, Path)),
     responses((status = 200, body = BarrierState), (status = 400, body = ErrorBody)))]
 pub async fn state(
     State(app): State<Arc<App>>,
@@ -78,7 +78,7 @@ pub async fn state(
 }
 
 /// Sets (raises) the barrier; idempotent.
-#[utoipa::path(put, path = "/v1/barriers/{name}", tag = "barriers", params(("name" = String, Path)),
+#[utoipa::path(put, operation_id = "barriers_set", path = "/v1/barriers/{name}", tag = "barriers", params(("name" = String, Path)),
     responses((status = 200, body = BarrierState), (status = 400, body = ErrorBody)))]
 pub async fn set(
     State(app): State<Arc<App>>,
@@ -96,7 +96,7 @@ pub async fn set(
 }
 
 /// Removes (lowers) the barrier, releasing every waiter; idempotent.
-#[utoipa::path(delete, path = "/v1/barriers/{name}", tag = "barriers", params(("name" = String, Path)),
+#[utoipa::path(delete, operation_id = "barriers_remove", path = "/v1/barriers/{name}", tag = "barriers", params(("name" = String, Path)),
     responses((status = 200, body = BarrierState), (status = 400, body = ErrorBody)))]
 pub async fn remove(
     State(app): State<Arc<App>>,
@@ -115,7 +115,7 @@ pub async fn remove(
 
 /// Waits until the barrier is not set. 409 `timed_out` if still set after
 /// `timeout_ms`.
-#[utoipa::path(post, path = "/v1/barriers/{name}/wait", tag = "barriers", params(("name" = String, Path)),
+#[utoipa::path(post, operation_id = "barriers_wait", path = "/v1/barriers/{name}/wait", tag = "barriers", params(("name" = String, Path)),
     request_body = Wait, responses((status = 200, body = BarrierState), (status = 409, body = ErrorBody, description = "timed_out")))]
 pub async fn wait(
     State(app): State<Arc<App>>,
@@ -152,7 +152,7 @@ fn double(app: &App, name: &str, req: &DoubleBarrierRequest) -> ApiResult<Double
 }
 
 /// Enters: answers once `count` participants have entered.
-#[utoipa::path(post, path = "/v1/double-barriers/{name}/enter", tag = "barriers", params(("name" = String, Path)),
+#[utoipa::path(post, operation_id = "double_barriers_enter", path = "/v1/double-barriers/{name}/enter", tag = "barriers", params(("name" = String, Path)),
     request_body = DoubleBarrierRequest, responses((status = 200, body = DoubleBarrierState), (status = 400, body = ErrorBody),
     (status = 409, body = ErrorBody, description = "timed_out")))]
 pub async fn enter(
@@ -174,7 +174,7 @@ pub async fn enter(
 }
 
 /// Leaves: answers once every participant has left.
-#[utoipa::path(post, path = "/v1/double-barriers/{name}/leave", tag = "barriers", params(("name" = String, Path)),
+#[utoipa::path(post, operation_id = "double_barriers_leave", path = "/v1/double-barriers/{name}/leave", tag = "barriers", params(("name" = String, Path)),
     request_body = DoubleBarrierRequest, responses((status = 200, body = DoubleBarrierState), (status = 400, body = ErrorBody),
     (status = 409, body = ErrorBody, description = "timed_out")))]
 pub async fn leave(

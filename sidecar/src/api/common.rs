@@ -162,7 +162,7 @@ pub fn node_name(node: &str) -> String {
 
 /// A value in a response: `value` if it is UTF-8 text, else `value_base64`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Value {
+pub struct Payload {
     /// The value as text (absent if it is not UTF-8).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
@@ -171,14 +171,14 @@ pub struct Value {
     pub value_base64: Option<String>,
 }
 
-impl Value {
-    pub fn of(bytes: &[u8]) -> Value {
+impl Payload {
+    pub fn of(bytes: &[u8]) -> Payload {
         match std::str::from_utf8(bytes) {
-            Ok(s) => Value {
+            Ok(s) => Payload {
                 value: Some(s.to_string()),
                 value_base64: None,
             },
-            Err(_) => Value {
+            Err(_) => Payload {
                 value: None,
                 value_base64: Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
             },

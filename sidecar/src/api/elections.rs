@@ -15,8 +15,8 @@ use utoipa::ToSchema;
 use zonekeeper_client::recipes::{Election, LeaderInfo};
 
 use super::common::{
-    bytes_of, check_lease, detached, node_name, recipe_error, register, release_fn, HolderRef, Released,
-    Value, Waited,
+    bytes_of, check_lease, detached, node_name, recipe_error, register, release_fn, HolderRef, Payload,
+    Released, Waited,
 };
 use super::watching::{respond, WatchQuery};
 use crate::app::App;
@@ -64,7 +64,7 @@ pub struct Leader {
     pub term: u64,
     pub owner: Option<String>,
     #[serde(flatten)]
-    pub data: Value,
+    pub data: Payload,
     pub session_id: String,
 }
 
@@ -84,7 +84,7 @@ fn view(name: &str, l: Option<LeaderInfo>) -> LeaderState {
             holder: node_name(&l.node),
             term: l.term,
             owner: l.owner,
-            data: Value::of(&l.data),
+            data: Payload::of(&l.data),
             session_id: format!("0x{:x}", l.session_id),
         }),
         etag: None,
@@ -98,7 +98,7 @@ fn election(app: &App, name: &str) -> ApiResult<Election> {
 
 /// Campaigns for leadership; answers once elected. 409 `timed_out` if not
 /// elected within `timeout_ms` (the candidacy is withdrawn).
-#[utoipa::path(post, path = "/v1/elections/{name}/campaign", tag = "elections", params(("name" = String, Path)),
+#[utoipa::path(post, operation_id = "elections_campaign", path = "/v1/elections/{name}/campaign", tag = "elections", params(("name" = String, Path)),
     request_body = Campaign, responses((status = 200, body = Elected), (status = 400, body = ErrorBody),
     (status = 404, body = ErrorBody, description = "lease_not_found"), (status = 409, body = ErrorBody, description = "timed_out")))]
 pub async fn campaign(
@@ -153,7 +153,7 @@ pub async fn campaign(
 }
 
 /// Steps down. Same errors as lock release (`token` is the term).
-#[utoipa::path(post, path = "/v1/elections/{name}/resign", tag = "elections", params(("name" = String, Path)),
+#[utoipa::path(post, operation_id = "elections_resign", path = "/v1/elections/{name}/resign", tag = "elections", params(("name" = String, Path)),
     request_body = HolderRef, responses((status = 200, body = Released), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn resign(
     State(app): State<Arc<App>>,
@@ -172,7 +172,7 @@ pub async fn resign(
 }
 
 /// The current leader and term.
-#[utoipa::path(get, path = "/v1/elections/{name}", tag = "elections", params(("name" = String, Path)),
+#[utoipa::path(get, operation_id = "elections_leader", path = "/v1/elections/{name}", tag = "elections", params(("name" = String, Path)),
     responses((status = 200, body = LeaderState), (status = 400, body = ErrorBody)))]
 pub async fn leader(
     State(app): State<Arc<App>>,
@@ -193,7 +193,7 @@ pub async fn leader(
 /// Watches leadership: SSE (`Accept: text/event-stream`), each event a
 /// LeaderState; otherwise a long-poll answering when the state's etag
 /// differs from `etag` or after `wait_ms`.
-#[utoipa::path(get, path = "/v1/elections/{name}/watch", tag = "elections", params(("name" = String, Path), WatchQuery),
+#[utoipa::path(get, operation_id = "elections_watch", path = "/v1/elections/{name}/watch", tag = "elections", params(("name" = String, Path), WatchQuery),
     responses((status = 200, body = LeaderState, description = "long-poll answer, or an SSE stream of LeaderState events")))]
 pub async fn watch(
     State(app): State<Arc<App>>,

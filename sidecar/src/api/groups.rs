@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use zonekeeper_client::recipes::{Group, Member};
 
-use super::common::{bytes_of, check_lease, recipe_error, register, release_fn, Released, Value, Waited};
+use super::common::{bytes_of, check_lease, recipe_error, register, release_fn, Payload, Released, Waited};
 use super::watching::{respond, WatchQuery};
 use crate::app::App;
 use crate::error::{ApiResult, ErrorBody};
@@ -55,7 +55,7 @@ pub struct MemberView {
     pub name: String,
     pub owner: Option<String>,
     #[serde(flatten)]
-    pub data: Value,
+    pub data: Payload,
     pub session_id: String,
 }
 
@@ -77,7 +77,7 @@ fn view(group: &str, mut ms: Vec<Member>) -> Members {
             .map(|m| MemberView {
                 name: m.name,
                 owner: m.owner,
-                data: Value::of(&m.data),
+                data: Payload::of(&m.data),
                 session_id: format!("0x{:x}", m.session_id),
             })
             .collect(),
@@ -96,7 +96,7 @@ fn holding_id(group: &str, member: &str) -> String {
 
 /// Joins `member` to `group` (idempotent for the same sidecar and lease;
 /// 409 `already_member` if another sidecar or lease has that name).
-#[utoipa::path(put, path = "/v1/groups/{group}/members/{member}", tag = "groups",
+#[utoipa::path(put, operation_id = "groups_join", path = "/v1/groups/{group}/members/{member}", tag = "groups",
     params(("group" = String, Path), ("member" = String, Path)), request_body = Join, responses(
     (status = 200, body = Joined), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody, description = "lease_not_found"),
     (status = 409, body = ErrorBody, description = "already_member")))]
@@ -140,7 +140,7 @@ pub async fn join(
 
 /// Leaves: only a member this sidecar joined (409 `not_holder` otherwise;
 /// nothing changes).
-#[utoipa::path(delete, path = "/v1/groups/{group}/members/{member}", tag = "groups",
+#[utoipa::path(delete, operation_id = "groups_leave", path = "/v1/groups/{group}/members/{member}", tag = "groups",
     params(("group" = String, Path), ("member" = String, Path)), responses(
     (status = 200, body = Released), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody, description = "not_holder")))]
 pub async fn leave(
@@ -159,7 +159,7 @@ pub async fn leave(
 }
 
 /// The group's members.
-#[utoipa::path(get, path = "/v1/groups/{group}/members", tag = "groups", params(("group" = String, Path)),
+#[utoipa::path(get, operation_id = "groups_list", path = "/v1/groups/{group}/members", tag = "groups", params(("group" = String, Path)),
     responses((status = 200, body = Members), (status = 400, body = ErrorBody)))]
 pub async fn list(State(app): State<Arc<App>>, Path(name): Path<String>) -> ApiResult<axum::Json<Members>> {
     names::check("group", &name)?;
@@ -176,7 +176,7 @@ pub async fn list(State(app): State<Arc<App>>, Path(name): Path<String>) -> ApiR
 
 /// Watches the member list: SSE (`Accept: text/event-stream`), each event
 /// a Members; otherwise a long-poll.
-#[utoipa::path(get, path = "/v1/groups/{group}/watch", tag = "groups", params(("group" = String, Path), WatchQuery),
+#[utoipa::path(get, operation_id = "groups_watch", path = "/v1/groups/{group}/watch", tag = "groups", params(("group" = String, Path), WatchQuery),
     responses((status = 200, body = Members, description = "long-poll answer, or an SSE stream of Members events")))]
 pub async fn watch(
     State(app): State<Arc<App>>,

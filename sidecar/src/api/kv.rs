@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use zonekeeper_client::recipes::{Expected, Kv};
 use zonekeeper_client::{Client, Error, ErrorCode, OneshotWatcher};
 
-use super::common::{bytes_of, recipe_error, Value, Waited};
+use super::common::{bytes_of, recipe_error, Payload, Waited};
 use super::watching::{respond, WatchQuery};
 use crate::app::App;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
@@ -32,7 +32,7 @@ pub fn routes() -> Router<Arc<App>> {
 pub struct Entry {
     pub key: String,
     #[serde(flatten)]
-    pub value: Value,
+    pub value: Payload,
     /// Version: 0 when created, +1 per put.
     pub version: i32,
 }
@@ -77,7 +77,7 @@ pub struct KeyState {
     pub key: String,
     pub exists: bool,
     #[serde(flatten)]
-    pub value: Value,
+    pub value: Payload,
     pub version: Option<i32>,
     /// Hash of this state, for the long-poll.
     pub etag: Option<String>,
@@ -96,7 +96,7 @@ fn not_found(key: &str) -> ApiError {
 }
 
 /// The value and version of a key. 404 `key_not_found` if absent.
-#[utoipa::path(get, path = "/v1/kv/{key}", tag = "kv", params(("key" = String, Path)),
+#[utoipa::path(get, operation_id = "kv_get", path = "/v1/kv/{key}", tag = "kv", params(("key" = String, Path)),
     responses((status = 200, body = Entry), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_key(State(app): State<Arc<App>>, Path(key): Path<String>) -> ApiResult<axum::Json<Entry>> {
     names::check("key", &key)?;
@@ -107,7 +107,7 @@ pub async fn get_key(State(app): State<Arc<App>>, Path(key): Path<String>) -> Ap
         .ok_or_else(|| not_found(&key))?;
     Ok(axum::Json(Entry {
         key,
-        value: Value::of(&data),
+        value: Payload::of(&data),
         version,
     }))
 }
@@ -115,7 +115,7 @@ pub async fn get_key(State(app): State<Arc<App>>, Path(key): Path<String>) -> Ap
 /// Writes a key: unconditionally, only if absent (`create_only`), or only
 /// at `expected_version` (compare-and-set). 409 `version_conflict` if the
 /// condition fails; nothing changes then.
-#[utoipa::path(put, path = "/v1/kv/{key}", tag = "kv", params(("key" = String, Path)), request_body = Put,
+#[utoipa::path(put, operation_id = "kv_put", path = "/v1/kv/{key}", tag = "kv", params(("key" = String, Path)), request_body = Put,
     responses((status = 200, body = Written), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody, description = "version_conflict"),
     (status = 413, body = ErrorBody, description = "body_too_large")))]
 pub async fn put(
@@ -148,7 +148,7 @@ pub async fn put(
 
 /// Deletes a key (at `expected_version` if given: 409 `version_conflict`
 /// otherwise). Deleting an absent key without a version is not an error.
-#[utoipa::path(delete, path = "/v1/kv/{key}", tag = "kv", params(("key" = String, Path), DeleteQuery),
+#[utoipa::path(delete, operation_id = "kv_delete", path = "/v1/kv/{key}", tag = "kv", params(("key" = String, Path), DeleteQuery),
     responses((status = 200, body = Deleted), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn delete(
     State(app): State<Arc<App>>,
@@ -172,7 +172,7 @@ async fn read_watched(c: &Client, node: &str, key: &str) -> Result<(KeyState, On
                     KeyState {
                         key: key.to_string(),
                         exists: true,
-                        value: Value::of(&data),
+                        value: Payload::of(&data),
                         version: Some(stat.version),
                         etag: None,
                     },
@@ -188,7 +188,7 @@ async fn read_watched(c: &Client, node: &str, key: &str) -> Result<(KeyState, On
                     KeyState {
                         key: key.to_string(),
                         exists: false,
-                        value: Value::default(),
+                        value: Payload::default(),
                         version: None,
                         etag: None,
                     },
@@ -202,7 +202,7 @@ async fn read_watched(c: &Client, node: &str, key: &str) -> Result<(KeyState, On
 
 /// Watches a key (also while absent): SSE (`Accept: text/event-stream`),
 /// each event a KeyState; otherwise a long-poll.
-#[utoipa::path(get, path = "/v1/kv/{key}/watch", tag = "kv", params(("key" = String, Path), WatchQuery),
+#[utoipa::path(get, operation_id = "kv_watch", path = "/v1/kv/{key}/watch", tag = "kv", params(("key" = String, Path), WatchQuery),
     responses((status = 200, body = KeyState, description = "long-poll answer, or an SSE stream of KeyState events")))]
 pub async fn watch(
     State(app): State<Arc<App>>,

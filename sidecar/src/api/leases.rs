@@ -61,7 +61,7 @@ fn lease(i: LeaseInfo) -> Lease {
 
 /// Creates an app lease. Pass its id as `lease` when acquiring, joining or
 /// campaigning; renew it more often than `ttl_ms`.
-#[utoipa::path(post, path = "/v1/leases", tag = "leases", request_body = CreateLease, responses(
+#[utoipa::path(post, operation_id = "leases_create", path = "/v1/leases", tag = "leases", request_body = CreateLease, responses(
     (status = 201, body = Lease), (status = 400, body = ErrorBody)))]
 pub async fn create(State(app): State<Arc<App>>, Body(req): Body<CreateLease>) -> ApiResult<Response> {
     app.check_running()?;
@@ -72,7 +72,7 @@ pub async fn create(State(app): State<Arc<App>>, Body(req): Body<CreateLease>) -
 }
 
 /// Lists the live app leases.
-#[utoipa::path(get, path = "/v1/leases", tag = "leases", responses((status = 200, body = LeaseList)))]
+#[utoipa::path(get, operation_id = "leases_list", path = "/v1/leases", tag = "leases", responses((status = 200, body = LeaseList)))]
 pub async fn list(State(app): State<Arc<App>>) -> axum::Json<LeaseList> {
     axum::Json(LeaseList {
         leases: app.leases.list().into_iter().map(lease).collect(),
@@ -80,21 +80,21 @@ pub async fn list(State(app): State<Arc<App>>) -> axum::Json<LeaseList> {
 }
 
 /// One lease.
-#[utoipa::path(get, path = "/v1/leases/{lease}", tag = "leases", params(("lease" = String, Path)), responses(
+#[utoipa::path(get, operation_id = "leases_show", path = "/v1/leases/{lease}", tag = "leases", params(("lease" = String, Path)), responses(
     (status = 200, body = Lease), (status = 404, body = ErrorBody)))]
 pub async fn show(State(app): State<Arc<App>>, Path(id): Path<String>) -> ApiResult<axum::Json<Lease>> {
     Ok(axum::Json(lease(app.leases.get(&id)?)))
 }
 
 /// Renews a lease: it now lapses `ttl_ms` from now.
-#[utoipa::path(post, path = "/v1/leases/{lease}/renew", tag = "leases", params(("lease" = String, Path)), responses(
+#[utoipa::path(post, operation_id = "leases_renew", path = "/v1/leases/{lease}/renew", tag = "leases", params(("lease" = String, Path)), responses(
     (status = 200, body = Lease), (status = 404, body = ErrorBody, description = "lease_not_found: it lapsed or never existed")))]
 pub async fn renew(State(app): State<Arc<App>>, Path(id): Path<String>) -> ApiResult<axum::Json<Lease>> {
     Ok(axum::Json(lease(app.leases.renew(&id)?)))
 }
 
 /// Revokes a lease and releases everything held under it.
-#[utoipa::path(delete, path = "/v1/leases/{lease}", tag = "leases", params(("lease" = String, Path)), responses(
+#[utoipa::path(delete, operation_id = "leases_revoke", path = "/v1/leases/{lease}", tag = "leases", params(("lease" = String, Path)), responses(
     (status = 200, body = Revoked), (status = 404, body = ErrorBody)))]
 pub async fn revoke(State(app): State<Arc<App>>, Path(id): Path<String>) -> ApiResult<axum::Json<Revoked>> {
     app.leases.revoke(&id)?;

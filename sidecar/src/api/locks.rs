@@ -13,8 +13,8 @@ use utoipa::ToSchema;
 use zonekeeper_client::recipes::{decode_holder_data, LockMode, ReadWriteLock, Semaphore};
 
 use super::common::{
-    bytes_of, check_lease, detached, node_name, recipe_error, register, release_fn, HolderRef, Released,
-    Renewed, Value, Waited,
+    bytes_of, check_lease, detached, node_name, recipe_error, register, release_fn, HolderRef, Payload,
+    Released, Renewed, Waited,
 };
 use crate::app::App;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -85,7 +85,7 @@ pub struct HolderView {
     /// Owner label (the app lease) if any.
     pub owner: Option<String>,
     #[serde(flatten)]
-    pub data: Value,
+    pub data: Payload,
     /// The holder's session, hex.
     pub session_id: String,
 }
@@ -123,7 +123,7 @@ pub struct SemaphoreState {
 /// Acquires a lock (exclusive or shared). With `timeout_ms: 0` it tries
 /// once; otherwise it waits up to `timeout_ms`. 409 `lock_busy` if not
 /// granted in time.
-#[utoipa::path(post, path = "/v1/locks/{name}/acquire", tag = "locks", params(("name" = String, Path)),
+#[utoipa::path(post, operation_id = "locks_acquire", path = "/v1/locks/{name}/acquire", tag = "locks", params(("name" = String, Path)),
     request_body = AcquireLock, responses(
     (status = 200, body = Grant), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody, description = "lease_not_found"),
     (status = 409, body = ErrorBody, description = "lock_busy"), (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -226,7 +226,7 @@ async fn renew_kind(app: &App, kind: Kind, name: &str, req: HolderRef) -> ApiRes
 /// Releases a lock grant. 409 `not_holder` if the holder id is not a
 /// current holder; 403 `token_mismatch` if the token is not its token.
 /// Nothing changes on either error.
-#[utoipa::path(post, path = "/v1/locks/{name}/release", tag = "locks", params(("name" = String, Path)),
+#[utoipa::path(post, operation_id = "locks_release", path = "/v1/locks/{name}/release", tag = "locks", params(("name" = String, Path)),
     request_body = HolderRef, responses((status = 200, body = Released), (status = 400, body = ErrorBody),
     (status = 403, body = ErrorBody, description = "token_mismatch"), (status = 409, body = ErrorBody, description = "not_holder")))]
 pub async fn release(
@@ -239,7 +239,7 @@ pub async fn release(
 
 /// Confirms the grant is still held (asks the ensemble) and renews its app
 /// lease, if any. 409 `not_holder` if it was lost.
-#[utoipa::path(post, path = "/v1/locks/{name}/renew", tag = "locks", params(("name" = String, Path)),
+#[utoipa::path(post, operation_id = "locks_renew", path = "/v1/locks/{name}/renew", tag = "locks", params(("name" = String, Path)),
     request_body = HolderRef, responses((status = 200, body = Renewed), (status = 403, body = ErrorBody),
     (status = 404, body = ErrorBody, description = "lease_not_found"), (status = 409, body = ErrorBody)))]
 pub async fn renew(
@@ -284,7 +284,7 @@ async fn contenders(app: &App, dir: &str, prefixes: &[&str]) -> ApiResult<Vec<(S
                         mode: None,
                         token: stat.czxid.max(0) as u64,
                         owner,
-                        data: Value::of(&data),
+                        data: Payload::of(&data),
                         session_id: format!("0x{:x}", stat.ephemeral_owner),
                     },
                 ));
@@ -297,7 +297,7 @@ async fn contenders(app: &App, dir: &str, prefixes: &[&str]) -> ApiResult<Vec<(S
 }
 
 /// Who holds the lock now, and how many wait.
-#[utoipa::path(get, path = "/v1/locks/{name}", tag = "locks", params(("name" = String, Path)),
+#[utoipa::path(get, operation_id = "locks_inspect", path = "/v1/locks/{name}", tag = "locks", params(("name" = String, Path)),
     responses((status = 200, body = LockState), (status = 400, body = ErrorBody)))]
 pub async fn inspect(
     State(app): State<Arc<App>>,
@@ -330,7 +330,7 @@ pub async fn inspect(
 }
 
 /// Acquires one permit of a semaphore of `permits` permits.
-#[utoipa::path(post, path = "/v1/semaphores/{name}/acquire", tag = "semaphores", params(("name" = String, Path)),
+#[utoipa::path(post, operation_id = "semaphores_acquire", path = "/v1/semaphores/{name}/acquire", tag = "semaphores", params(("name" = String, Path)),
     request_body = AcquirePermit, responses((status = 200, body = Grant), (status = 400, body = ErrorBody),
     (status = 409, body = ErrorBody, description = "lock_busy"), (status = 503, body = ErrorBody)))]
 pub async fn semaphore_acquire(
@@ -393,7 +393,7 @@ pub async fn semaphore_acquire(
 }
 
 /// Releases a permit (same errors as lock release).
-#[utoipa::path(post, path = "/v1/semaphores/{name}/release", tag = "semaphores", params(("name" = String, Path)),
+#[utoipa::path(post, operation_id = "semaphores_release", path = "/v1/semaphores/{name}/release", tag = "semaphores", params(("name" = String, Path)),
     request_body = HolderRef, responses((status = 200, body = Released), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn semaphore_release(
     State(app): State<Arc<App>>,
@@ -404,7 +404,7 @@ pub async fn semaphore_release(
 }
 
 /// Confirms a permit is held and renews its lease.
-#[utoipa::path(post, path = "/v1/semaphores/{name}/renew", tag = "semaphores", params(("name" = String, Path)),
+#[utoipa::path(post, operation_id = "semaphores_renew", path = "/v1/semaphores/{name}/renew", tag = "semaphores", params(("name" = String, Path)),
     request_body = HolderRef, responses((status = 200, body = Renewed), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn semaphore_renew(
     State(app): State<Arc<App>>,
@@ -415,7 +415,7 @@ pub async fn semaphore_renew(
 }
 
 /// The permits held now.
-#[utoipa::path(get, path = "/v1/semaphores/{name}", tag = "semaphores", params(("name" = String, Path)),
+#[utoipa::path(get, operation_id = "semaphores_inspect", path = "/v1/semaphores/{name}", tag = "semaphores", params(("name" = String, Path)),
     responses((status = 200, body = SemaphoreState)))]
 pub async fn semaphore_inspect(
     State(app): State<Arc<App>>,

@@ -29,7 +29,7 @@ pub struct Health {
 }
 
 /// Liveness: the process serves HTTP.
-#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, body = Health)))]
+#[utoipa::path(get, operation_id = "system_healthz", path = "/healthz", tag = "system", responses((status = 200, body = Health)))]
 pub async fn healthz() -> axum::Json<Health> {
     axum::Json(Health { status: "ok".into() })
 }
@@ -51,7 +51,7 @@ pub struct Readiness {
 }
 
 /// Readiness: 200 while the ensemble session is connected, else 503.
-#[utoipa::path(get, path = "/readyz", tag = "system", responses(
+#[utoipa::path(get, operation_id = "system_readyz", path = "/readyz", tag = "system", responses(
     (status = 200, body = Readiness, description = "connected"),
     (status = 503, body = Readiness, description = "no connected session")))]
 pub async fn readyz(State(app): State<Arc<App>>) -> Response {
@@ -82,7 +82,7 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Response {
 }
 
 /// Prometheus metrics (text format).
-#[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, content_type = "text/plain", body = String)))]
+#[utoipa::path(get, operation_id = "system_metrics", path = "/metrics", tag = "system", responses((status = 200, content_type = "text/plain", body = String)))]
 pub async fn metrics(State(app): State<Arc<App>>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -92,7 +92,7 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
 }
 
 /// This API's OpenAPI 3 document (also checked in as sidecar/openapi.json).
-#[utoipa::path(get, path = "/openapi.json", tag = "system", responses((status = 200, content_type = "application/json", body = Object)))]
+#[utoipa::path(get, operation_id = "system_openapi", path = "/openapi.json", tag = "system", responses((status = 200, content_type = "application/json", body = Object)))]
 pub async fn openapi() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
@@ -108,7 +108,7 @@ pub struct HoldingList {
 
 /// Everything this sidecar holds for applications: locks, permits,
 /// memberships, leaderships.
-#[utoipa::path(get, path = "/v1/holdings", tag = "system", responses((status = 200, body = HoldingList)))]
+#[utoipa::path(get, operation_id = "system_holdings", path = "/v1/holdings", tag = "system", responses((status = 200, body = HoldingList)))]
 pub async fn holdings(State(app): State<Arc<App>>) -> axum::Json<HoldingList> {
     axum::Json(HoldingList {
         holdings: app.holdings.list(),
