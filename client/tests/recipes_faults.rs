@@ -57,7 +57,8 @@ async fn lock_and_semaphore_survive_connection_loss() {
         .await
         .unwrap();
     let disconnects: Vec<_> = clients.iter().map(count_disconnects).collect();
-    let chaos = Chaos::start(relays);
+    // The test keeps the relays alive after the chaos stops.
+    let chaos = Chaos::start(relays.clone());
     let inside = Arc::new(AtomicUsize::new(0));
     let sem_inside = Arc::new(AtomicUsize::new(0));
     let tokens = Arc::new(Mutex::new(Vec::new()));
@@ -122,7 +123,8 @@ async fn queue_is_exactly_once_under_connection_loss() {
     let ts = TestServer::start().await;
     let (clients, relays) = flaky_clients(&ts, 4).await;
     let disconnects: Vec<_> = clients.iter().map(count_disconnects).collect();
-    let chaos = Chaos::start(relays);
+    // The test keeps the relays alive after the chaos stops.
+    let chaos = Chaos::start(relays.clone());
     const PER_PRODUCER: usize = 30;
     let mut producers = Vec::new();
     for (p, c) in clients[..2].iter().cloned().enumerate() {

@@ -329,11 +329,16 @@ async fn read_write_lock_semantics_and_tokens() {
         RecipeError::Timeout
     );
     let max_read = readers.iter().map(|g| g.token).max().unwrap();
+    // Inspection: the three readers hold it (not the waiting writer).
+    let h: Vec<u64> = rw(4).holders().await.unwrap().iter().map(|h| h.token).collect();
+    assert_eq!(h, readers.iter().map(|g| g.token).collect::<Vec<_>>());
     for g in readers {
         g.release().await.unwrap();
     }
     let wg = within("the writer", writer).await.unwrap().unwrap();
     assert!(wg.token > max_read);
+    let h = rw(4).holders().await.unwrap();
+    assert_eq!((h.len(), h[0].node.as_str()), (1, wg.node.as_str()));
     wg.release().await.unwrap();
 
     // Contention.
@@ -462,6 +467,14 @@ async fn semaphore_never_exceeds_its_permits() {
     ];
     assert!(sem(3).try_acquire().await.unwrap().is_none());
     assert_eq!(sem(3).held().await.unwrap(), 3);
+    let h: Vec<String> = sem(3)
+        .holders()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.node)
+        .collect();
+    assert_eq!(h, held.iter().map(|p| p.node.clone()).collect::<Vec<_>>());
     let s4 = sem(4);
     let fourth = tokio::spawn(async move { s4.acquire(None).await });
     let mut held = held.into_iter();
@@ -471,5 +484,40 @@ async fn semaphore_never_exceeds_its_permits() {
     for p in held {
         p.release().await.unwrap();
     }
+    ts.shutdown().await;
+}
+
+/// A permit holder whose session expires loses its permit: a waiter gets it,
+/// and the lost holder's `lost()` says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn semaphore_permit_is_lost_with_the_session() {
+    let ts = TestServer::start().await;
+    let (a, relay) = ts.cuttable_client().await;
+    let (b, observer) = (ts.client().await, ts.client().await);
+    let pa = Semaphore::new(a.clone(), "/sx", 1)
+        .unwrap()
+        .acquire(None)
+        .await
+        .unwrap();
+    let sb = Semaphore::new(b.clone(), "/sx", 1).unwrap();
+    let waiter = tokio::spawn(async move { sb.acquire(None).await });
+    eventually("the waiter's lease", || async {
+        observer
+            .get_children("/sx/leases")
+            .await
+            .map(|k| k.0.len())
+            .unwrap_or(0)
+            == 2
+    })
+    .await;
+    assert!(!waiter.is_finished(), "two holders of a 1-permit semaphore");
+    let node = pa.node.clone();
+    expire_session(&a, &relay, || async {
+        observer.exists(&node).await.unwrap().is_none()
+    })
+    .await;
+    assert_eq!(within("lost()", pa.lost()).await, Lost::SessionExpired);
+    let pb = within("the waiter's permit", waiter).await.unwrap().unwrap();
+    assert!(pb.token > pa.token);
     ts.shutdown().await;
 }

@@ -172,3 +172,40 @@ pub(crate) async fn lowest_holder(
         }
     }
 }
+
+/// The holders among the nodes of `dir` (sorted by sequence): `granted`
+/// picks the indices of the entries that hold the grant. Read with their
+/// data; nodes gone between list and read are skipped.
+pub(crate) async fn granted_holders(
+    client: &Client,
+    dir: &str,
+    prefixes: &[&str],
+    granted: impl Fn(&[super::Entry]) -> Vec<usize>,
+) -> Result<Vec<Holder>, RecipeError> {
+    let Some(entries) = list_sorted(client, dir, prefixes).await? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for i in granted(&entries) {
+        let node = super::child(dir, &entries[i].name);
+        let read = retry(client, || async {
+            match client.get_data(&node).await {
+                Ok(r) => Ok(Some(r)),
+                Err(Error::Server(ErrorCode::NoNode)) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+        .await?;
+        if let Some((raw, stat)) = read {
+            let (owner, data) = decode_holder_data(&raw);
+            out.push(Holder {
+                node,
+                owner,
+                data,
+                token: token_of(&stat),
+                session_id: stat.ephemeral_owner,
+            });
+        }
+    }
+    Ok(out)
+}

@@ -71,6 +71,17 @@ impl ReadWriteLock {
         self.acquire(LockMode::Write, timeout).await
     }
 
+    /// Who holds the lock now: the one writer, or the readers ahead of the
+    /// first writer.
+    pub async fn holders(&self) -> Result<Vec<super::Holder>, RecipeError> {
+        super::lock::granted_holders(&self.client, &self.path, BOTH, |entries| {
+            (0..entries.len())
+                .filter(|&i| blocker_granted(entries, i))
+                .collect()
+        })
+        .await
+    }
+
     /// `read` or `write`.
     pub async fn acquire(&self, mode: LockMode, timeout: Option<Duration>) -> Result<LockGuard, RecipeError> {
         let deadline = deadline_of(timeout);
@@ -114,6 +125,16 @@ impl ReadWriteLock {
             }
         }
     }
+}
+
+/// Whether the entry at `i` holds the lock, judged by its kind.
+fn blocker_granted(entries: &[Entry], i: usize) -> bool {
+    let mode = if entries[i].kind() == WRITE {
+        LockMode::Write
+    } else {
+        LockMode::Read
+    };
+    blocker(mode, entries, i).is_none()
 }
 
 /// The node a contender of `mode` at index `i` waits for, if any.

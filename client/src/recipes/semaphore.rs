@@ -164,6 +164,16 @@ impl Semaphore {
         permit.release().await
     }
 
+    /// The permit holders now (the oldest `permits` leases; a lease beyond
+    /// them belongs to an acquirer still waiting).
+    pub async fn holders(&self) -> Result<Vec<super::Holder>, RecipeError> {
+        let n = self.permits as usize;
+        super::lock::granted_holders(&self.client, &self.leases_dir, &[LEASE], |e| {
+            (0..e.len().min(n)).collect()
+        })
+        .await
+    }
+
     /// How many permits are held now.
     pub async fn held(&self) -> Result<usize, RecipeError> {
         let c = &self.client;
