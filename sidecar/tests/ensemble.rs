@@ -308,6 +308,7 @@ async fn losing_the_own_zone_keeps_locks_and_memberships_and_the_sidecar_returns
         200
     );
     // Every server of its zone dies.
+    let t = std::time::Instant::now();
     ens.kill9(0);
     let api = sc.api.clone();
     let r = eventually("the sidecar to move to another zone", || {
@@ -319,7 +320,11 @@ async fn losing_the_own_zone_keeps_locks_and_memberships_and_the_sidecar_returns
         }
     })
     .await;
-    eprintln!("moved to {}", server_zone(&r));
+    eprintln!(
+        "moved to {} {:?} after the kill (measured, not asserted)",
+        server_zone(&r),
+        t.elapsed()
+    );
     // Same session: the lock and the membership are still ours.
     let (s, v) = sc
         .api
@@ -340,6 +345,7 @@ async fn losing_the_own_zone_keeps_locks_and_memberships_and_the_sidecar_returns
     // The zone comes back: the sidecar returns home, still holding.
     ens.spawn(0);
     ens.wait_serving(0).await;
+    let t = std::time::Instant::now();
     let api = sc.api.clone();
     eventually("the sidecar to return to its own zone", || {
         let api = api.clone();
@@ -350,6 +356,10 @@ async fn losing_the_own_zone_keeps_locks_and_memberships_and_the_sidecar_returns
         }
     })
     .await;
+    eprintln!(
+        "returned home {:?} after its zone served again (measured, not asserted)",
+        t.elapsed()
+    );
     let (s, v) = sc
         .api
         .post(
@@ -387,6 +397,7 @@ async fn the_zookeeper_proxy_prefers_the_own_zone_and_fails_over_keeping_the_ses
         cons.contains(&format!("sid=0x{session:x}")),
         "not on the own-zone server: {cons}"
     );
+    let t = std::time::Instant::now();
     ens.kill9(0);
     // The client reconnects through the proxy to another zone; same session.
     eventually("the proxied client to reconnect", || {
@@ -394,6 +405,10 @@ async fn the_zookeeper_proxy_prefers_the_own_zone_and_fails_over_keeping_the_ses
         async move { c.exists("/through-proxy").await.ok().flatten().map(|_| ()) }
     })
     .await;
+    eprintln!(
+        "proxied client served again {:?} after the kill (measured, not asserted)",
+        t.elapsed()
+    );
     assert_eq!(c.session_id(), session, "the session must survive the failover");
     let stat = c.exists("/through-proxy").await.unwrap().expect("ephemeral kept");
     assert_eq!(stat.ephemeral_owner, session);

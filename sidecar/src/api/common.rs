@@ -14,7 +14,7 @@ use zonekeeper_client::recipes::{Lost, RecipeError};
 
 use crate::app::App;
 use crate::error::{ApiError, ApiResult, Code};
-use crate::holdings::{Holding, HoldingInfo, Kind};
+use crate::holdings::{Holding, HoldingInfo};
 
 /// What a timeout means for the route that waited.
 #[derive(Clone, Copy)]
@@ -198,16 +198,6 @@ pub fn bytes_of(value: &Option<String>, value_base64: &Option<String>, field: &s
             .decode(b)
             .map_err(|e| ApiError::invalid(format!("{field}_base64 is not base64 ({e})"))),
         (None, None) => Ok(Vec::new()),
-    }
-}
-
-/// The kind's area in the tree and the holding kind.
-pub fn kind_area(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Lock => "locks",
-        Kind::Semaphore => "semaphores",
-        Kind::Membership => "groups",
-        Kind::Leadership => "elections",
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Router;
 
 use crate::app::App;
@@ -99,9 +99,4 @@ async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Respo
         tracing::debug!(%method, %route, status = status.as_u16(), "request");
     }
     resp
-}
-
-/// JSON 200.
-pub fn ok<T: serde::Serialize>(v: T) -> Response {
-    axum::Json(v).into_response()
 }
