@@ -99,10 +99,15 @@ pub struct Running {
 
 /// Connects to the ensemble, binds the listeners and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
-    let metrics = Arc::new(Metrics::new());
     let client = Client::connect(client_config(&config))
         .await
         .map_err(|e| anyhow::anyhow!("cannot open a session with the ensemble {}: {e}", config.servers))?;
+    start_with(config, client).await
+}
+
+/// Binds the listeners and starts serving with an established session.
+pub async fn start_with(config: Config, client: Client) -> anyhow::Result<Running> {
+    let metrics = Arc::new(Metrics::new());
     info!(session = format!("0x{:x}", client.session_id()), zone = ?client.own_zone(), "session established");
     let http = TcpListener::bind(config.listen).await.map_err(|e| {
         anyhow::anyhow!(
@@ -196,9 +201,28 @@ impl Running {
     }
 }
 
-/// Runs until `shutdown` resolves, then shuts down cleanly.
+/// Runs until `shutdown` resolves, then shuts down cleanly. Waits (with
+/// backoff, logging) for the ensemble if no server accepts a session yet,
+/// so a pod that starts before its ensemble does not crash-loop.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let running = start(config).await?;
+    tokio::pin!(shutdown);
+    let mut backoff = Duration::from_millis(500);
+    let client = loop {
+        tokio::select! {
+            r = Client::connect(client_config(&config)) => match r {
+                Ok(c) => break c,
+                Err(e) => warn!(servers = %config.servers, error = %e,
+                    "no session with the ensemble yet; retrying (check --servers and that the servers run)"),
+            },
+            _ = &mut shutdown => return Ok(()),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = &mut shutdown => return Ok(()),
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    };
+    let running = start_with(config, client).await?;
     println!("sidecar: http://{}", running.http_addr);
     if let Some(p) = running.proxy_addr {
         println!("zk-proxy: {p}");
