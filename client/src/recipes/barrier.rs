@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{check_path, deadline_of, delete_quietly, ensure_node, retry, until, RecipeError};
+use super::{check_path, deadline_of, delete_quietly, ensure_node, retry, retry_until, until, RecipeError};
 use crate::{Client, CreateMode};
 
 /// A barrier at a path: up while the node exists.
@@ -46,7 +46,7 @@ impl Barrier {
     pub async fn wait(&self, timeout: Option<Duration>) -> Result<(), RecipeError> {
         let deadline = deadline_of(timeout);
         loop {
-            let (stat, w) = retry(&self.client, || self.client.exists_w(&self.path)).await?;
+            let (stat, w) = retry_until(&self.client, deadline, || self.client.exists_w(&self.path)).await?;
             if stat.is_none() {
                 return Ok(());
             }

@@ -117,8 +117,16 @@ pub(crate) async fn acquire_exclusive(
     let cleanup = AttemptCleanup::new(client, vec![dir.to_string()], &guid);
     let body = encode_holder_data(owner, data);
     let attempt = async {
-        let (node, stat) =
-            create_protected(client, dir, prefix, &guid, &body, CreateMode::EphemeralSequential).await?;
+        let (node, stat) = create_protected(
+            client,
+            dir,
+            prefix,
+            &guid,
+            &body,
+            CreateMode::EphemeralSequential,
+            deadline,
+        )
+        .await?;
         wait_for_grant(client, dir, &node, &guid, prefixes, deadline, |_, i| {
             i.checked_sub(1)
         })

@@ -14,6 +14,35 @@
 //!   read/write lock, semaphore and election share;
 //! - [`LockGuard`], the grant those return, and [`release`] by node path.
 //!
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use zonekeeper_client::{Client, ClientConfig};
+//! use zonekeeper_client::recipes::{self, Election, Lock};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = Client::connect(ClientConfig::new("10.0.0.1:2181@a,10.0.0.2:2181@b".parse()?)).await?;
+//! let lock = Lock::new(client.clone(), "/app/locks/schema")?.with_owner("pod-7")?;
+//! let guard = lock.acquire(Some(Duration::from_secs(30))).await?;
+//! // Pass guard.token to the resource; it refuses tokens below the highest
+//! // it has seen.
+//! tokio::select! {
+//!     lost = guard.lost() => eprintln!("lock lost: {lost:?}"),
+//!     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+//! }
+//! recipes::release(&client, &guard.node).await?; // from any clone, or guard.release()
+//!
+//! let election = Election::new(client.clone(), "/app/leader")?.with_data(b"10.0.0.7:8080".to_vec());
+//! let mut watch = election.watch();
+//! println!("leader now: {:?}", watch.next().await?);
+//! let leadership = election.campaign(None).await?;
+//! println!("leading with term {:#x}", leadership.term);
+//! leadership.resign().await?;
+//! # Ok(()) }
+//! ```
+//!
 //! Must not: talk to the server other than through [`Client`]'s public
 //! methods, or keep state beyond one recipe object (grants are plain values
 //! a sidecar can store and release from another clone).
@@ -262,7 +291,21 @@ pub(crate) async fn until<T>(
 
 /// Runs an idempotent request (a read, a delete that tolerates `NoNode`),
 /// retrying it after connection loss or timeout while the session lives.
-pub(crate) async fn retry<T, F, Fut>(client: &Client, mut f: F) -> Result<T, RecipeError>
+pub(crate) async fn retry<T, F, Fut>(client: &Client, f: F) -> Result<T, RecipeError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    retry_until(client, None, f).await
+}
+
+/// [`retry`], giving up with `Timeout` if the connection is not back by
+/// `deadline`.
+pub(crate) async fn retry_until<T, F, Fut>(
+    client: &Client,
+    deadline: Option<Instant>,
+    mut f: F,
+) -> Result<T, RecipeError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, Error>>,
@@ -271,8 +314,8 @@ where
         match f().await {
             Ok(v) => return Ok(v),
             Err(e) if e.is_retriable() => {
-                tokio::time::sleep(RETRY_PAUSE).await;
-                wait_connected(client, None).await?;
+                until(deadline, tokio::time::sleep(RETRY_PAUSE)).await?;
+                wait_connected(client, deadline).await?;
             }
             Err(e) => return Err(e.into()),
         }
@@ -380,6 +423,9 @@ pub(crate) fn guid_of(name: &str) -> Option<&str> {
 /// node again by `guid` after a lost reply instead of creating a second
 /// one. Creates `dir` (a container) if it is missing. Returns the node's
 /// path and stat.
+///
+/// `deadline` bounds waiting for a lost connection to come back (each
+/// request is bounded by the client's request timeout).
 pub(crate) async fn create_protected(
     client: &Client,
     dir: &str,
@@ -387,6 +433,7 @@ pub(crate) async fn create_protected(
     guid: &str,
     data: &[u8],
     mode: CreateMode,
+    deadline: Option<Instant>,
 ) -> Result<(String, Stat), RecipeError> {
     let acl = acl_open_unsafe();
     let path = child(dir, &format!("{prefix}-{guid}-"));
@@ -396,8 +443,9 @@ pub(crate) async fn create_protected(
             Err(Error::Server(ErrorCode::NoNode)) => ensure_dir(client, dir).await?,
             Err(e) if e.is_retriable() => {
                 tokio::time::sleep(RETRY_PAUSE).await;
-                wait_connected(client, None).await?;
+                wait_connected(client, deadline).await?;
                 if let Some(found) = find_by_guid(client, dir, guid).await?.into_iter().next() {
+                    tracing::debug!(dir, node = %found, "a create whose reply was lost was applied; adopting its node");
                     let p = child(dir, &found);
                     if let Some(stat) = retry(client, || client.exists(&p)).await? {
                         return Ok((p, stat));
@@ -461,8 +509,13 @@ impl AttemptCleanup {
         self.armed = false;
     }
 
-    /// The attempt failed: remove its nodes now.
+    /// The attempt failed: remove its nodes now — or, while the client is
+    /// not connected, in the background (so a timed-out attempt returns on
+    /// time).
     pub(crate) async fn run(mut self) {
+        if !matches!(self.client.state(), SessionState::Connected { .. }) {
+            return; // still armed: Drop spawns the removal
+        }
         self.armed = false;
         if let Err(e) = delete_by_guid(&self.client, &self.dirs, &self.guid).await {
             tracing::warn!(guid = %self.guid, error = %e, "could not remove an abandoned attempt's nodes; they go with the session");
@@ -548,7 +601,17 @@ pub(crate) async fn list_sorted(
     dir: &str,
     prefixes: &[&str],
 ) -> Result<Option<Vec<Entry>>, RecipeError> {
-    let kids = retry(client, || async {
+    list_sorted_until(client, dir, prefixes, None).await
+}
+
+/// [`list_sorted`] giving up at `deadline` while disconnected.
+pub(crate) async fn list_sorted_until(
+    client: &Client,
+    dir: &str,
+    prefixes: &[&str],
+    deadline: Option<Instant>,
+) -> Result<Option<Vec<Entry>>, RecipeError> {
+    let kids = retry_until(client, deadline, || async {
         match client.get_children(dir).await {
             Ok((k, _)) => Ok(Some(k)),
             Err(Error::Server(ErrorCode::NoNode)) => Ok(None),
@@ -589,12 +652,15 @@ pub(crate) async fn wait_for_grant(
 ) -> Result<(), RecipeError> {
     let own_name = own.rsplit('/').next().unwrap_or(own);
     loop {
-        let entries = list_sorted(client, dir, prefixes).await?.unwrap_or_default();
+        let entries = list_sorted_until(client, dir, prefixes, deadline)
+            .await?
+            .unwrap_or_default();
         let mut ghosts = false;
         for e in entries
             .iter()
             .filter(|e| e.name != own_name && e.name.contains(guid))
         {
+            tracing::info!(dir, ghost = %e.name, "deleting a late-applied duplicate of this attempt's node");
             delete_quietly(client, &child(dir, &e.name)).await?;
             ghosts = true;
         }
@@ -605,10 +671,12 @@ pub(crate) async fn wait_for_grant(
             return Err(RecipeError::NotHeld(own.to_string()));
         };
         let Some(b) = blocker(&entries, i) else {
+            tracing::debug!(node = own, "granted");
             return Ok(());
         };
         let pred = child(dir, &entries[b].name);
-        let watched = retry(client, || client.exists_w(&pred)).await?;
+        tracing::debug!(node = own, waits_for = %pred, "waiting for the predecessor");
+        let watched = retry_until(client, deadline, || client.exists_w(&pred)).await?;
         if let (Some(_), w) = watched {
             until(deadline, w.changed()).await??;
         }

@@ -100,6 +100,7 @@ impl ReadWriteLock {
                 &guid,
                 &body,
                 CreateMode::EphemeralSequential,
+                deadline,
             )
             .await?;
             wait_for_grant(

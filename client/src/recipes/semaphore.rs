@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use super::{
     check_owner, check_path, child, create_protected, deadline_of, delete_quietly, encode_holder_data,
-    new_guid, retry, sort_entries, until, wait_for_grant, AttemptCleanup, LockGuard, RecipeError,
+    new_guid, retry, retry_until, sort_entries, until, wait_for_grant, AttemptCleanup, LockGuard,
+    RecipeError,
 };
 use crate::{Client, CreateMode, Error, ErrorCode};
 
@@ -94,6 +95,7 @@ impl Semaphore {
                 &guid,
                 &marker,
                 CreateMode::EphemeralSequential,
+                deadline,
             )
             .await?;
             wait_for_grant(c, &self.lock_dir, &lock_node, &guid, &[LOCK], deadline, |_, i| {
@@ -108,11 +110,12 @@ impl Semaphore {
                 &guid,
                 &body,
                 CreateMode::EphemeralSequential,
+                deadline,
             )
             .await?;
             let lease_name = lease.rsplit('/').next().unwrap_or_default().to_string();
             loop {
-                let ((kids, _), w) = retry(c, || c.get_children_w(&self.leases_dir)).await?;
+                let ((kids, _), w) = retry_until(c, deadline, || c.get_children_w(&self.leases_dir)).await?;
                 let leases = sort_entries(kids, &[LEASE]);
                 let mut ghosts = false;
                 for e in leases
@@ -149,8 +152,8 @@ impl Semaphore {
         }
     }
 
-    /// Takes a permit if one is free now (after acquirers ahead of this one
-    /// have been served); `None` otherwise.
+    /// Takes a permit if one is free now; `None` if none is, or another
+    /// acquirer is already waiting for one.
     pub async fn try_acquire(&self) -> Result<Option<Permit>, RecipeError> {
         match self.acquire(Some(Duration::ZERO)).await {
             Ok(p) => Ok(Some(p)),
