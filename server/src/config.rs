@@ -91,7 +91,7 @@ pub struct Cli {
 pub enum Command {
     /// Run a local ensemble for development: N member processes on
     /// 127.0.0.1 spread over Z zones; prints `connect: host:port@zone,…`.
-    Dev(DevArgs),
+    Dev(DevCommand),
 }
 
 /// `zonekeeper-server dev`: client ports P…P+N-1, admin ports
@@ -110,6 +110,32 @@ pub struct DevArgs {
     /// First client port; admin ports start at base port + 1000.
     #[arg(long, default_value_t = 2181)]
     pub base_port: u16,
+}
+
+/// `zonekeeper-server dev` as typed: the ensemble and what runs beside it.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct DevCommand {
+    #[command(flatten)]
+    pub ensemble: DevArgs,
+    /// Also run a `zonekeeper-sidecar` (found next to this binary) with its
+    /// HTTP API on this loopback address, e.g. 127.0.0.1:7181, connected to
+    /// the ensemble; it prints `sidecar: http://ADDR` after `connect:`.
+    #[arg(long)]
+    pub sidecar: Option<SocketAddr>,
+}
+
+impl DevCommand {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(a) = self.sidecar {
+            if !a.ip().is_loopback() {
+                return Err(invalid(
+                    "sidecar",
+                    format!("{a} is not a loopback address; the sidecar serves its own host only, use 127.0.0.1:{}", a.port()),
+                ));
+            }
+        }
+        self.ensemble.validate()
+    }
 }
 
 impl DevArgs {
@@ -1470,8 +1496,12 @@ role = "observer"
             "--base-port",
             "12000",
         ]);
-        let Some(Command::Dev(dev)) = cli.command else {
-            panic!("dev subcommand expected");
+        let Some(Command::Dev(DevCommand {
+            ensemble: dev,
+            sidecar: None,
+        })) = cli.command
+        else {
+            panic!("dev subcommand without --sidecar expected");
         };
         assert_eq!(
             dev,
@@ -1490,7 +1520,10 @@ role = "observer"
         let with_env = Cli::try_parse_from(["zonekeeper-server", "dev"]);
         std::env::remove_var("ZONEKEEPER_ID");
         assert!(matches!(with_env.unwrap().command, Some(Command::Dev(_))));
-        let Some(Command::Dev(defaults)) = parse(&["dev"]).command else {
+        let Some(Command::Dev(DevCommand {
+            ensemble: defaults, ..
+        })) = parse(&["dev"]).command
+        else {
             panic!("dev subcommand expected");
         };
         assert!(defaults.validate().is_ok());
