@@ -412,3 +412,233 @@ async fn grow_one_to_three_and_shrink_back_while_a_client_writes() {
     m2.stop().await;
     m3.stop().await;
 }
+
+/// A client writing creates one at a time on a connect string that names
+/// every member (present and future), retrying a create whose outcome a
+/// connection loss left unknown; anything else is an error the client
+/// should not see.
+struct Writer {
+    acked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    losses: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    errors: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+fn is_connection_loss(e: &zk::Error) -> bool {
+    // zookeeper-client reports requests in flight when the connection broke
+    // as `Custom` (the socket's error or "no response …").
+    matches!(e, zk::Error::ConnectionLoss | zk::Error::Custom(_))
+}
+
+impl Writer {
+    async fn start(connect_string: String) -> Writer {
+        use std::sync::atomic::Ordering;
+        let c = zk::Client::connector()
+            .session_timeout(Duration::from_secs(20))
+            .connect(&connect_string)
+            .await
+            .unwrap();
+        c.create(
+            "/w",
+            b"",
+            &zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all()),
+        )
+        .await
+        .unwrap();
+        let acked: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        let losses: std::sync::Arc<std::sync::atomic::AtomicU64> = Default::default();
+        let errors: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        let stop: std::sync::Arc<std::sync::atomic::AtomicBool> = Default::default();
+        let handle = {
+            let (acked, losses, errors, stop) = (acked.clone(), losses.clone(), errors.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut k = 0u64;
+                'writes: while !stop.load(Ordering::SeqCst) {
+                    k += 1;
+                    let path = format!("/w/n{k}");
+                    let mut retried = false;
+                    loop {
+                        let create = c.create(
+                            &path,
+                            b"v",
+                            &zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all()),
+                        );
+                        match tokio::time::timeout(DEADLINE, create).await {
+                            Ok(Ok(_)) => break,
+                            // An earlier attempt whose answer was lost committed.
+                            Ok(Err(zk::Error::NodeExists)) if retried => break,
+                            Ok(Err(e)) if is_connection_loss(&e) => {}
+                            Err(_) => {}
+                            Ok(Err(e)) => {
+                                errors.lock().unwrap().push(format!("create {path}: {e}"));
+                                break 'writes;
+                            }
+                        }
+                        losses.fetch_add(1, Ordering::SeqCst);
+                        retried = true;
+                        if stop.load(Ordering::SeqCst) {
+                            break 'writes;
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    acked.lock().unwrap().push(path);
+                }
+            })
+        };
+        Writer {
+            acked,
+            losses,
+            errors,
+            stop,
+            handle,
+        }
+    }
+
+    fn acks(&self) -> usize {
+        self.acked.lock().unwrap().len()
+    }
+
+    /// Polls until `more` further creates are acknowledged.
+    async fn progress(&self, more: usize, all: &[&Member]) {
+        let target = self.acks() + more;
+        until(&format!("{more} more acknowledged writes"), all, || async {
+            assert!(
+                self.errors.lock().unwrap().is_empty(),
+                "the client saw errors: {:?}",
+                self.errors.lock().unwrap()
+            );
+            self.acks() >= target
+        })
+        .await;
+    }
+
+    async fn stop(self) -> (Vec<String>, u64) {
+        use std::sync::atomic::Ordering;
+        self.stop.store(true, Ordering::SeqCst);
+        self.handle.await.unwrap();
+        let errors = self.errors.lock().unwrap().clone();
+        assert!(errors.is_empty(), "the client saw errors beyond connection loss: {errors:?}");
+        let acked = self.acked.lock().unwrap().clone();
+        (acked, self.losses.load(Ordering::SeqCst))
+    }
+}
+
+/// The member that leads, as the live members in `live` agree.
+async fn leader_among<'a>(live: &[&'a Member]) -> &'a Member {
+    let t = Instant::now();
+    loop {
+        let mut ids = Vec::new();
+        for m in live {
+            ids.push(leader_id(m).await);
+        }
+        if let Some(m) = live.iter().find(|m| ids.iter().all(|&i| i == m.id)) {
+            return m;
+        }
+        if t.elapsed() > DEADLINE {
+            let logs: Vec<String> = live
+                .iter()
+                .map(|m| format!("--- member {} log (tail):\n{}", m.id, tail(&m.log())))
+                .collect();
+            panic!("no agreed leader among the live members: {ids:?}\n{}", logs.join("\n"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grow_one_to_three_to_five_and_shrink_back_to_one_while_a_client_writes() {
+    let root = tempfile::tempdir().unwrap();
+    let p = ports(15);
+    let mut ms: Vec<Member> = (0..5)
+        .map(|i| Member::new(i as u64 + 1, root.path(), &p[i * 3..i * 3 + 3]))
+        .collect();
+    let blueprint: Vec<Member> = (0..5)
+        .map(|i| Member::new(i as u64 + 1, root.path(), &p[i * 3..i * 3 + 3]))
+        .collect();
+    let everyone: String = ms.iter().map(|m| m.client.to_string()).collect::<Vec<_>>().join(",");
+
+    ms[0].start(&[&blueprint[0]], false);
+    until("member 1 leads", &[&ms[0]], || async { leader_id(&ms[0]).await == 1 }).await;
+    let writer = Writer::start(everyone).await;
+    writer.progress(50, &[&ms[0]]).await;
+
+    // Grow: each newcomer joins as an observer, catches up, is promoted,
+    // while the client keeps writing.
+    for (n, new) in [(1usize, 2usize), (2, 3), (3, 4), (4, 5)]
+        .iter()
+        .map(|&(have, new_id)| (have, new_id - 1))
+    {
+        let known: Vec<&Member> = blueprint[..=new].iter().collect();
+        ms[new].start(&known, true);
+        let live: Vec<&Member> = ms[..n].iter().collect();
+        let all: Vec<&Member> = ms[..=new].iter().collect();
+        let leader = leader_among(&live).await;
+        let v = change(leader, "POST", "/v1/members", &member_json(&ms[new], "observer"), &all).await;
+        assert_eq!(ids(&v), (1..=new as u64 + 1).collect::<Vec<_>>());
+        until("the newcomer to catch up", &all, || async {
+            last_zxid(&ms[new]).await >= last_zxid(leader).await - 5
+        })
+        .await;
+        let path = format!("/v1/members/{}/promote", new + 1);
+        change(leader, "POST", &path, "", &all).await;
+        writer.progress(50, &all).await;
+        println!(
+            "grew to {} voters; {} writes acknowledged, {} connection losses so far",
+            new + 1,
+            writer.acks(),
+            writer.losses.load(std::sync::atomic::Ordering::SeqCst)
+        );
+    }
+    for m in &ms {
+        until("every member to know the five", &ms.iter().collect::<Vec<_>>(), || async {
+            status(m).await.map(|s| ids(&s["members"])) == Some(vec![1, 2, 3, 4, 5])
+        })
+        .await;
+    }
+
+    // Shrink 5 -> 3 -> 1, ending with member 3 alone: remove 5, 4, 1, 2 in
+    // that order (member 1, the founder, goes too). A leader that is to be
+    // removed first hands leadership to member 3.
+    let mut remaining: Vec<usize> = vec![0, 1, 2, 3, 4];
+    for gone in [4usize, 3, 0, 1] {
+        let live: Vec<&Member> = remaining.iter().map(|&i| &ms[i]).collect();
+        let mut leader = leader_among(&live).await;
+        if leader.id == ms[gone].id {
+            let (code, v) = http(leader.admin, "POST", "/v1/leader", r#"{"id":3}"#).await.unwrap();
+            assert_eq!(code, 202, "{v}");
+            until("member 3 to lead", &live, || async { leader_id(&ms[2]).await == 3 }).await;
+            leader = &ms[2];
+        }
+        let path = format!("/v1/members/{}", gone + 1);
+        let v = change(leader, "DELETE", &path, "", &live).await;
+        remaining.retain(|&i| i != gone);
+        let want: Vec<u64> = remaining.iter().map(|&i| i as u64 + 1).collect();
+        assert_eq!(ids(&v), want);
+        ms[gone].stop().await;
+        let live: Vec<&Member> = remaining.iter().map(|&i| &ms[i]).collect();
+        writer.progress(50, &live).await;
+        println!(
+            "shrank to {:?}; {} writes acknowledged, {} connection losses so far",
+            want,
+            writer.acks(),
+            writer.losses.load(std::sync::atomic::Ordering::SeqCst)
+        );
+    }
+
+    let (acked, losses) = writer.stop().await;
+    // Every acknowledged write is on the last member.
+    let c = zk::Client::connect(&ms[2].client.to_string()).await.unwrap();
+    c.sync("/").await.unwrap();
+    let children: std::collections::HashSet<String> = c.list_children("/w").await.unwrap().into_iter().collect();
+    for a in &acked {
+        assert!(children.contains(&a["/w/".len()..]), "{a} was acknowledged and is lost");
+    }
+    assert_eq!(leader_id(&ms[2]).await, 3);
+    assert_eq!(ids(&status(&ms[2]).await.unwrap()["members"]), [3]);
+    println!(
+        "grew 1 -> 3 -> 5 and shrank 5 -> 3 -> 1: {} writes acknowledged and all present, {losses} retried after connection loss",
+        acked.len()
+    );
+    ms[2].stop().await;
+}
