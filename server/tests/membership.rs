@@ -3,7 +3,9 @@
 //! to three (observer, catch-up by snapshot, promote), refuse changes that
 //! would lose quorum or that a follower receives, hand leadership over, and
 //! shrink back, while a client keeps writing and sees every write it was
-//! acknowledged.
+//! acknowledged; and grow 1 -> 3 -> 5 then shrink 5 -> 3 -> 1 (the founder
+//! removed too) under a client that may see nothing but retriable
+//! connection loss.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
