@@ -43,6 +43,8 @@ struct Member {
     peer: SocketAddr,
     dir: PathBuf,
     child: Option<Child>,
+    /// More TOML settings for its config.
+    extra: String,
 }
 
 impl Member {
@@ -54,6 +56,7 @@ impl Member {
             peer: format!("127.0.0.1:{}", p[2]).parse().unwrap(),
             dir: root.join(format!("m{id}")),
             child: None,
+            extra: String::new(),
         }
     }
 
@@ -76,6 +79,7 @@ impl Member {
             self.admin,
             self.peer
         );
+        toml.push_str(&self.extra);
         for m in known {
             toml.push_str(&m.toml_entry());
         }
@@ -643,4 +647,168 @@ async fn grow_one_to_three_to_five_and_shrink_back_to_one_while_a_client_writes(
         acked.len()
     );
     ms[2].stop().await;
+}
+
+/// The super user of ZooKeeper's documentation ("super:test").
+const SUPER_DIGEST: &str = "super:D/InIHSb7yEEbrWz8b9l71RjZJU=";
+
+fn joining(spec: &str) -> zk::EnsembleUpdate<'_, std::vec::IntoIter<&str>> {
+    zk::EnsembleUpdate::Incremental {
+        joinings: vec![spec].into_iter(),
+        leavings: vec![].into_iter(),
+    }
+}
+
+fn leaving(id: &str) -> zk::EnsembleUpdate<'_, std::vec::IntoIter<&str>> {
+    zk::EnsembleUpdate::Incremental {
+        joinings: vec![].into_iter(),
+        leavings: vec![id].into_iter(),
+    }
+}
+
+/// `server.ID=…` as ZooKeeper writes it for `m` in `role`.
+fn zk_spec(m: &Member, role: &str) -> String {
+    format!("server.{}={}:{}:{role};{}", m.id, m.peer, m.peer.port(), m.client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconfig_through_the_zookeeper_protocol() {
+    let root = tempfile::tempdir().unwrap();
+    let p = ports(9);
+    let mut m1 = Member::new(1, root.path(), &p[0..3]);
+    let mut m2 = Member::new(2, root.path(), &p[3..6]);
+    let mut m3 = Member::new(3, root.path(), &p[6..9]);
+    let settings = format!("reconfig_enabled = true\nsuper_digest = \"{SUPER_DIGEST}\"\n");
+    m1.extra = settings.clone();
+    m2.extra = settings.clone();
+
+    // Off by default: RECONFIGDISABLED, as ZooKeeper answers.
+    m3.start(&[&Member::new(3, root.path(), &p[6..9])], false);
+    until("member 3 leads", &[&m3], || async { leader_id(&m3).await == 3 }).await;
+    let c3 = zk::Client::connect(&m3.client.to_string()).await.unwrap();
+    assert!(
+        matches!(
+            c3.update_ensemble(leaving("3"), None).await,
+            Err(zk::Error::ReconfigDisabled)
+        ),
+        "reconfig must be disabled by default"
+    );
+    m3.stop().await;
+
+    let founding = Member::new(1, root.path(), &p[0..3]);
+    m1.start(&[&founding], false);
+    until("member 1 leads", &[&m1], || async { leader_id(&m1).await == 1 }).await;
+
+    // /zookeeper/config holds the membership in ZooKeeper's format.
+    let anyone = zk::Client::connect(&m1.client.to_string()).await.unwrap();
+    let (data, _) = anyone.get_config().await.unwrap();
+    let text = String::from_utf8(data).unwrap();
+    assert_eq!(
+        text.lines().next().unwrap(),
+        zk_spec(&m1, "participant"),
+        "config: {text}"
+    );
+    assert!(text.lines().last().unwrap().starts_with("version="), "{text}");
+
+    // Only the super user (or WRITE on /zookeeper/config) may reconfig.
+    assert!(matches!(
+        anyone.update_ensemble(joining(&zk_spec(&m2, "observer")), None).await,
+        Err(zk::Error::NoAuth)
+    ));
+    let admin = zk::Client::connect(&m1.client.to_string()).await.unwrap();
+    admin.auth("digest".into(), b"super:test".to_vec()).await.unwrap();
+
+    // A voter that is not running yet would lose quorum: NEWCONFIGNOQUORUM.
+    assert!(matches!(
+        admin.update_ensemble(joining(&zk_spec(&m2, "participant")), None).await,
+        Err(zk::Error::UnexpectedErrorCode(-13))
+    ));
+    // Malformed or several changes at once: BADARGUMENTS; a stale config
+    // version: BADVERSION.
+    let two = zk::EnsembleUpdate::Incremental {
+        joinings: vec!["server.5=127.0.0.1:1:1;2", "server.6=127.0.0.1:3:3;4"].into_iter(),
+        leavings: vec![].into_iter(),
+    };
+    assert!(matches!(
+        admin.update_ensemble(two, None).await,
+        Err(zk::Error::BadArguments(_))
+    ));
+    assert!(matches!(
+        admin.update_ensemble(joining("server.5=nonsense"), None).await,
+        Err(zk::Error::BadArguments(_))
+    ));
+    assert!(matches!(
+        admin.update_ensemble(joining(&zk_spec(&m2, "observer")), Some(12345)).await,
+        Err(zk::Error::BadVersion)
+    ));
+
+    // Join 2 as an observer, then as participant (a promotion), while a
+    // watcher of /zookeeper/config hears of each change.
+    m2.start(&[&founding, &Member::new(2, root.path(), &p[3..6])], true);
+    let (_, stat, watcher) = anyone.get_and_watch_config().await.unwrap();
+    let mut tries = 0;
+    let (data, _) = loop {
+        // Until member 2 answers its peer connection, the leader may still
+        // count it as not live: retry on NEWCONFIGNOQUORUM.
+        match admin.update_ensemble(joining(&zk_spec(&m2, "observer")), Some(version_of(&stat))).await {
+            Err(zk::Error::UnexpectedErrorCode(-13)) if tries < 100 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            other => break other.unwrap(),
+        }
+    };
+    let text = String::from_utf8(data).unwrap();
+    assert!(text.contains(&zk_spec(&m2, "observer")), "{text}");
+    let event = tokio::time::timeout(DEADLINE, watcher.changed()).await.unwrap();
+    assert_eq!(event.event_type, zk::EventType::NodeDataChanged);
+    until("member 2 catches up", &[&m1, &m2], || async {
+        last_zxid(&m2).await >= last_zxid(&m1).await
+    })
+    .await;
+    let mut tries = 0;
+    let (data, _) = loop {
+        match admin.update_ensemble(joining(&zk_spec(&m2, "participant")), None).await {
+            Err(zk::Error::UnexpectedErrorCode(-13)) if tries < 100 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            other => break other.unwrap(),
+        }
+    };
+    let text = String::from_utf8(data).unwrap();
+    assert!(text.contains(&zk_spec(&m2, "participant")), "{text}");
+    println!("/zookeeper/config after the promotion:\n{text}");
+    assert_eq!(ids(&status(&m1).await.unwrap()["members"]), [1, 2]);
+
+    // Every member holds the same config; a follower does not take
+    // reconfig (no forwarding yet): UNIMPLEMENTED.
+    let on2 = zk::Client::connect(&m2.client.to_string()).await.unwrap();
+    on2.auth("digest".into(), b"super:test".to_vec()).await.unwrap();
+    on2.sync("/zookeeper/config").await.unwrap();
+    assert_eq!(on2.get_config().await.unwrap().0, text.as_bytes());
+    assert!(matches!(
+        on2.update_ensemble(leaving("1"), None).await,
+        Err(zk::Error::Unimplemented)
+    ));
+
+    // Leave: 2 goes, the config shrinks back to member 1.
+    let (data, _) = admin.update_ensemble(leaving("2"), None).await.unwrap();
+    let text = String::from_utf8(data).unwrap();
+    assert!(!text.contains("server.2="), "{text}");
+    assert_eq!(ids(&status(&m1).await.unwrap()["members"]), [1]);
+    admin
+        .create(
+            "/after-reconfig",
+            b"",
+            &zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all()),
+        )
+        .await
+        .unwrap();
+    m2.stop().await;
+    m1.stop().await;
+}
+
+fn version_of(stat: &zk::Stat) -> i64 {
+    stat.mzxid
 }

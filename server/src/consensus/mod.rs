@@ -19,6 +19,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use proto::response::ResponseBody;
+use proto::ErrorCode;
 use protobuf::Message as _;
 use raft::eraftpb::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Snapshot};
 use raft::eraftpb::{Message, MessageType};
@@ -325,6 +327,7 @@ impl Consensus {
                     cfg.voters.clone()
                 };
                 state.members = cfg.members.iter().map(|m| (m.id, m.clone())).collect();
+                state.refresh_config(zxid_of(1, 1));
                 let mut meta = raft::eraftpb::SnapshotMetadata {
                     index: 1,
                     term: 1,
@@ -991,6 +994,19 @@ impl Consensus {
                         let members = {
                             let mut state = self.hub.state();
                             change.apply(&mut state.members);
+                            let zxid = zxid_of(entry.term, entry.index);
+                            let notifications = state.refresh_config(zxid);
+                            // Under the lock, as for a write: a getConfig
+                            // watcher hears of the new configuration.
+                            let events = self.hub.deliver_events(&Applied {
+                                zxid,
+                                session_id: 0,
+                                err: ErrorCode::Ok,
+                                body: ResponseBody::Empty,
+                                notifications,
+                                ended_session: None,
+                            });
+                            self.metrics.watch_events_sent(events);
                             state.members.values().cloned().collect::<Vec<_>>()
                         };
                         info!(?change, index = entry.index, "membership changed");
