@@ -653,7 +653,8 @@ impl Connection<'_> {
                     else {
                         unreachable!("matched above")
                     };
-                    let (proposer, hub, auth) = (self.ctx.proposer.clone(), self.ctx.hub.clone(), self.auth.clone());
+                    let (proposer, hub, auth) =
+                        (self.ctx.proposer.clone(), self.ctx.hub.clone(), self.auth.clone());
                     tokio::spawn(async move {
                         let _ = tx.send(ops::reconfig::run(proposer, hub, auth, req).await);
                     });

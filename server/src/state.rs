@@ -132,7 +132,11 @@ impl State {
         // member writes the same stat.
         let time = self.tree.get(path).map_or(0, |n| n.mtime);
         let mut changes = Vec::new();
-        if self.tree.set_data(path, Some(data), zxid, time, &mut changes).is_err() {
+        if self
+            .tree
+            .set_data(path, Some(data), zxid, time, &mut changes)
+            .is_err()
+        {
             return Vec::new();
         }
         self.last_zxid = self.last_zxid.max(zxid);

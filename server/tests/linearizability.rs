@@ -346,7 +346,14 @@ fn a_history_recorded_during_failures_is_linearizable() {
 // ---------------------------------------------------------------------------
 // The checker's controls: fabricated histories.
 
-fn w(client: usize, value: u64, expected: Option<i32>, outcome: Outcome, call: u64, ret: Option<u64>) -> Record {
+fn w(
+    client: usize,
+    value: u64,
+    expected: Option<i32>,
+    outcome: Outcome,
+    call: u64,
+    ret: Option<u64>,
+) -> Record {
     Record {
         client,
         session: 0,
@@ -414,7 +421,11 @@ fn checker_treats_a_lost_answer_as_possibly_taking_effect_at_any_later_time() {
     ];
     assert!(lin(&h));
     // Or never.
-    let h = [w(0, 10, None, Outcome::Unknown, 0, None), r(1, 0, 0, 1, 2), r(1, 0, 0, 9, 10)];
+    let h = [
+        w(0, 10, None, Outcome::Unknown, 0, None),
+        r(1, 0, 0, 1, 2),
+        r(1, 0, 0, 9, 10),
+    ];
     assert!(lin(&h));
     // But not before it was sent.
     let h = [r(1, 10, 1, 0, 1), w(0, 10, None, Outcome::Unknown, 2, None)];

@@ -524,7 +524,10 @@ impl Writer {
         self.stop.store(true, Ordering::SeqCst);
         self.handle.await.unwrap();
         let errors = self.errors.lock().unwrap().clone();
-        assert!(errors.is_empty(), "the client saw errors beyond connection loss: {errors:?}");
+        assert!(
+            errors.is_empty(),
+            "the client saw errors beyond connection loss: {errors:?}"
+        );
         let acked = self.acked.lock().unwrap().clone();
         (acked, self.losses.load(Ordering::SeqCst))
     }
@@ -546,7 +549,10 @@ async fn leader_among<'a>(live: &[&'a Member]) -> &'a Member {
                 .iter()
                 .map(|m| format!("--- member {} log (tail):\n{}", m.id, tail(&m.log())))
                 .collect();
-            panic!("no agreed leader among the live members: {ids:?}\n{}", logs.join("\n"));
+            panic!(
+                "no agreed leader among the live members: {ids:?}\n{}",
+                logs.join("\n")
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -562,10 +568,17 @@ async fn grow_one_to_three_to_five_and_shrink_back_to_one_while_a_client_writes(
     let blueprint: Vec<Member> = (0..5)
         .map(|i| Member::new(i as u64 + 1, root.path(), &p[i * 3..i * 3 + 3]))
         .collect();
-    let everyone: String = ms.iter().map(|m| m.client.to_string()).collect::<Vec<_>>().join(",");
+    let everyone: String = ms
+        .iter()
+        .map(|m| m.client.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
 
     ms[0].start(&[&blueprint[0]], false);
-    until("member 1 leads", &[&ms[0]], || async { leader_id(&ms[0]).await == 1 }).await;
+    until("member 1 leads", &[&ms[0]], || async {
+        leader_id(&ms[0]).await == 1
+    })
+    .await;
     let writer = Writer::start(everyone).await;
     writer.progress(50, &[&ms[0]]).await;
 
@@ -580,7 +593,14 @@ async fn grow_one_to_three_to_five_and_shrink_back_to_one_while_a_client_writes(
         let live: Vec<&Member> = ms[..n].iter().collect();
         let all: Vec<&Member> = ms[..=new].iter().collect();
         let leader = leader_among(&live).await;
-        let v = change(leader, "POST", "/v1/members", &member_json(&ms[new], "observer"), &all).await;
+        let v = change(
+            leader,
+            "POST",
+            "/v1/members",
+            &member_json(&ms[new], "observer"),
+            &all,
+        )
+        .await;
         assert_eq!(ids(&v), (1..=new as u64 + 1).collect::<Vec<_>>());
         until("the newcomer to catch up", &all, || async {
             last_zxid(&ms[new]).await >= last_zxid(leader).await - 5
@@ -597,9 +617,11 @@ async fn grow_one_to_three_to_five_and_shrink_back_to_one_while_a_client_writes(
         );
     }
     for m in &ms {
-        until("every member to know the five", &ms.iter().collect::<Vec<_>>(), || async {
-            status(m).await.map(|s| ids(&s["members"])) == Some(vec![1, 2, 3, 4, 5])
-        })
+        until(
+            "every member to know the five",
+            &ms.iter().collect::<Vec<_>>(),
+            || async { status(m).await.map(|s| ids(&s["members"])) == Some(vec![1, 2, 3, 4, 5]) },
+        )
         .await;
     }
 
@@ -611,9 +633,14 @@ async fn grow_one_to_three_to_five_and_shrink_back_to_one_while_a_client_writes(
         let live: Vec<&Member> = remaining.iter().map(|&i| &ms[i]).collect();
         let mut leader = leader_among(&live).await;
         if leader.id == ms[gone].id {
-            let (code, v) = http(leader.admin, "POST", "/v1/leader", r#"{"id":3}"#).await.unwrap();
+            let (code, v) = http(leader.admin, "POST", "/v1/leader", r#"{"id":3}"#)
+                .await
+                .unwrap();
             assert_eq!(code, 202, "{v}");
-            until("member 3 to lead", &live, || async { leader_id(&ms[2]).await == 3 }).await;
+            until("member 3 to lead", &live, || async {
+                leader_id(&ms[2]).await == 3
+            })
+            .await;
             leader = &ms[2];
         }
         let path = format!("/v1/members/{}", gone + 1);
@@ -636,9 +663,13 @@ async fn grow_one_to_three_to_five_and_shrink_back_to_one_while_a_client_writes(
     // Every acknowledged write is on the last member.
     let c = zk::Client::connect(&ms[2].client.to_string()).await.unwrap();
     c.sync("/").await.unwrap();
-    let children: std::collections::HashSet<String> = c.list_children("/w").await.unwrap().into_iter().collect();
+    let children: std::collections::HashSet<String> =
+        c.list_children("/w").await.unwrap().into_iter().collect();
     for a in &acked {
-        assert!(children.contains(&a["/w/".len()..]), "{a} was acknowledged and is lost");
+        assert!(
+            children.contains(&a["/w/".len()..]),
+            "{a} was acknowledged and is lost"
+        );
     }
     assert_eq!(leader_id(&ms[2]).await, 3);
     assert_eq!(ids(&status(&ms[2]).await.unwrap()["members"]), [3]);
@@ -712,7 +743,9 @@ async fn reconfig_through_the_zookeeper_protocol() {
 
     // Only the super user (or WRITE on /zookeeper/config) may reconfig.
     assert!(matches!(
-        anyone.update_ensemble(joining(&zk_spec(&m2, "observer")), None).await,
+        anyone
+            .update_ensemble(joining(&zk_spec(&m2, "observer")), None)
+            .await,
         Err(zk::Error::NoAuth)
     ));
     let admin = zk::Client::connect(&m1.client.to_string()).await.unwrap();
@@ -720,7 +753,9 @@ async fn reconfig_through_the_zookeeper_protocol() {
 
     // A voter that is not running yet would lose quorum: NEWCONFIGNOQUORUM.
     assert!(matches!(
-        admin.update_ensemble(joining(&zk_spec(&m2, "participant")), None).await,
+        admin
+            .update_ensemble(joining(&zk_spec(&m2, "participant")), None)
+            .await,
         Err(zk::Error::UnexpectedErrorCode(-13))
     ));
     // Malformed or several changes at once: BADARGUMENTS; a stale config
@@ -738,7 +773,9 @@ async fn reconfig_through_the_zookeeper_protocol() {
         Err(zk::Error::BadArguments(_))
     ));
     assert!(matches!(
-        admin.update_ensemble(joining(&zk_spec(&m2, "observer")), Some(12345)).await,
+        admin
+            .update_ensemble(joining(&zk_spec(&m2, "observer")), Some(12345))
+            .await,
         Err(zk::Error::BadVersion)
     ));
 
@@ -750,7 +787,10 @@ async fn reconfig_through_the_zookeeper_protocol() {
     let (data, _) = loop {
         // Until member 2 answers its peer connection, the leader may still
         // count it as not live: retry on NEWCONFIGNOQUORUM.
-        match admin.update_ensemble(joining(&zk_spec(&m2, "observer")), Some(version_of(&stat))).await {
+        match admin
+            .update_ensemble(joining(&zk_spec(&m2, "observer")), Some(version_of(&stat)))
+            .await
+        {
             Err(zk::Error::UnexpectedErrorCode(-13)) if tries < 100 => {
                 tries += 1;
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -768,7 +808,10 @@ async fn reconfig_through_the_zookeeper_protocol() {
     .await;
     let mut tries = 0;
     let (data, _) = loop {
-        match admin.update_ensemble(joining(&zk_spec(&m2, "participant")), None).await {
+        match admin
+            .update_ensemble(joining(&zk_spec(&m2, "participant")), None)
+            .await
+        {
             Err(zk::Error::UnexpectedErrorCode(-13)) if tries < 100 => {
                 tries += 1;
                 tokio::time::sleep(Duration::from_millis(200)).await;

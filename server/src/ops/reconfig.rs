@@ -55,7 +55,10 @@ pub fn render(members: &BTreeMap<u64, MemberInfo>, version: i64) -> String {
             MemberRole::Voter => "participant",
         };
         let port = m.peer_addr.rsplit_once(':').map_or("", |(_, p)| p);
-        out.push_str(&format!("server.{}={}:{port}:{role};{}\n", m.id, m.peer_addr, m.client_addr));
+        out.push_str(&format!(
+            "server.{}={}:{port}:{role};{}\n",
+            m.id, m.peer_addr, m.client_addr
+        ));
     }
     out.push_str(&format!("version={version:x}"));
     out
@@ -94,7 +97,9 @@ pub fn parse(req: &ReconfigRequest, members: &BTreeMap<u64, MemberInfo>) -> Resu
             }
         }
         ([], [id]) => {
-            let id = id.parse().map_err(|_| format!("leaving server id {id:?} is not a number"))?;
+            let id = id
+                .parse()
+                .map_err(|_| format!("leaving server id {id:?} is not a number"))?;
             Ok(MembershipChange::Remove(id))
         }
         ([], []) => Err("nothing to change: no joining or leaving server".into()),
@@ -125,7 +130,11 @@ pub fn parse_server_spec(spec: &str) -> Result<MemberInfo, String> {
             let role = match *role {
                 "participant" => MemberRole::Voter,
                 "observer" => MemberRole::Observer,
-                other => return Err(bad(&format!("role {other:?} is neither participant nor observer"))),
+                other => {
+                    return Err(bad(&format!(
+                        "role {other:?} is neither participant nor observer"
+                    )))
+                }
             };
             (*host, *port, role)
         }
@@ -262,7 +271,10 @@ mod tests {
              server.2=10.0.0.2:2888:2888:observer;10.0.0.2:2181\n\
              version=100000003"
         );
-        assert_eq!(version_of(render(&members(), 0x100000003).as_bytes()), Some(0x100000003));
+        assert_eq!(
+            version_of(render(&members(), 0x100000003).as_bytes()),
+            Some(0x100000003)
+        );
     }
 
     #[test]
@@ -316,7 +328,10 @@ mod tests {
             ("server.3=h:1:2;port", ""),
             ("server.1=10.0.0.1:2888:3888;2181", ""),
         ] {
-            assert!(parse(&req(j, l), &m).is_err(), "joining {j:?} leaving {l:?} accepted");
+            assert!(
+                parse(&req(j, l), &m).is_err(),
+                "joining {j:?} leaving {l:?} accepted"
+            );
         }
         let mut r = req("", "2");
         r.new_members = "server.1=h:1:2;3".into();

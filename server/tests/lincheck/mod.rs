@@ -59,7 +59,11 @@ pub enum Outcome {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Op {
     /// `setData(value, expected version)`.
-    Write { value: u64, expected: Option<i32>, outcome: Outcome },
+    Write {
+        value: u64,
+        expected: Option<i32>,
+        outcome: Outcome,
+    },
     /// `sync` + `getData`: answered `(value, version)`.
     SyncRead { value: u64, version: i32 },
     /// `getData` without `sync`.
@@ -132,7 +136,10 @@ impl Specification for Register {
                 Outcome::Unknown if matches(expected) => (true, (new, version + 1)),
                 Outcome::Unknown => (true, (value, version)),
             },
-            Op::SyncRead { value: v, version: ver } => ((v, ver) == (value, version), (value, version)),
+            Op::SyncRead {
+                value: v,
+                version: ver,
+            } => ((v, ver) == (value, version), (value, version)),
             // Plain reads are not part of the linearizable history.
             Op::Read { .. } => (true, (value, version)),
         }
@@ -181,7 +188,14 @@ pub fn linearizable(ops: &[&Record]) -> bool {
         .into_iter()
         .map(|(_, is_ret, i)| {
             let op = ops[i].op;
-            (i, if is_ret { Action::Response(op) } else { Action::Call(op) })
+            (
+                i,
+                if is_ret {
+                    Action::Response(op)
+                } else {
+                    Action::Call(op)
+                },
+            )
         })
         .collect();
     WGLChecker::<Register>::is_linearizable(History::from_actions(actions))
