@@ -4,12 +4,11 @@
 //! Each test's doc comment describes the bug; remove the ignore marker with
 //! the fix.
 
-mod common_ens;
-mod common_proc;
+mod support;
 
 use std::time::Duration;
 
-use common_ens::*;
+use support::ensemble::*;
 
 /// A write forwarded by a follower cut off from the leader is applied after
 /// the same session's later write, made through another member: session

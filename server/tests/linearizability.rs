@@ -22,18 +22,16 @@
 //! history size, the checker's time and the operations completed under
 //! each fault.
 
-mod common_ens;
-mod common_proc;
-mod lincheck;
+mod support;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common_ens::*;
-use lincheck::{check, linearizable, session_violations, Op, Outcome, Record, Recorder};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use support::ensemble::*;
+use support::lincheck::{check, linearizable, session_violations, Op, Outcome, Record, Recorder};
 use zookeeper_client::{Client, Error as ZkError};
 
 const CLIENTS: usize = 5;

@@ -12,29 +12,15 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+mod support;
+
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use support::ensemble::is_connection_loss;
+use support::process::{free_ports, http_get, BIN};
 use tokio::process::{Child, Command};
 use zookeeper_client as zk;
 
-const BIN: &str = env!("CARGO_BIN_EXE_zonekeeper-server");
 const DEADLINE: Duration = Duration::from_secs(30);
-
-/// Ports below Linux's ephemeral range (32768+), so no outgoing connection
-/// of another process can hold them; a random base keeps parallel test
-/// processes apart, and every port is checked free.
-fn ports(n: usize) -> Vec<u16> {
-    loop {
-        let base = 20000 + (rand::random::<u16>() % 10000);
-        let ps: Vec<u16> = (0..n as u16).map(|i| base + i * 7).collect();
-        if ps
-            .iter()
-            .all(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
-        {
-            return ps;
-        }
-    }
-}
 
 struct Member {
     id: u64,
@@ -117,29 +103,10 @@ impl Member {
     }
 }
 
-/// One HTTP/1.1 request; `(status, JSON body or Null)`.
+/// One request to an admin port; `(status, JSON body or Null)`.
 async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> Option<(u16, Value)> {
-    let attempt = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-        let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        s.write_all(req.as_bytes()).await.ok()?;
-        let mut out = Vec::new();
-        s.read_to_end(&mut out).await.ok()?;
-        let text = String::from_utf8_lossy(&out).to_string();
-        let status = text.split_whitespace().nth(1)?.parse().ok()?;
-        let json = text
-            .split_once("\r\n\r\n")
-            .and_then(|(_, b)| serde_json::from_str(b).ok())
-            .unwrap_or(Value::Null);
-        Some((status, json))
-    };
-    tokio::time::timeout(Duration::from_secs(15), attempt)
-        .await
-        .ok()
-        .flatten()
+    let (code, body) = support::process::http(addr, method, path, body).await?;
+    Some((code, serde_json::from_str(&body).unwrap_or(Value::Null)))
 }
 
 async fn status(m: &Member) -> Option<Value> {
@@ -168,20 +135,16 @@ where
 
 /// `zonekeeper_peer_connected{peer="N"}` from the member's metrics.
 async fn peer_connected(admin: SocketAddr, peer: u64) -> Option<bool> {
-    let mut s = tokio::net::TcpStream::connect(admin).await.ok()?;
-    let req = format!("GET /metrics HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.ok()?;
+    let (_, metrics) = http_get(admin, "/metrics").await?;
     let key = format!("zonekeeper_peer_connected{{peer=\"{peer}\"}} ");
-    out.lines()
+    metrics
+        .lines()
         .find_map(|l| l.strip_prefix(&key))
         .map(|v| v.trim() == "1")
 }
 
 fn tail(s: &str) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(25)..].join("\n")
+    support::process::tail(s, 25)
 }
 
 fn member_json(m: &Member, role: &str) -> String {
@@ -242,7 +205,7 @@ fn ids(members: &Value) -> Vec<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grow_one_to_three_and_shrink_back_while_a_client_writes() {
     let root = tempfile::tempdir().unwrap();
-    let p = ports(9);
+    let p = free_ports(9);
     let mut m1 = Member::new(1, root.path(), &p[0..3]);
     let mut m2 = Member::new(2, root.path(), &p[3..6]);
     let mut m3 = Member::new(3, root.path(), &p[6..9]);
@@ -431,12 +394,6 @@ struct Writer {
     handle: tokio::task::JoinHandle<()>,
 }
 
-fn is_connection_loss(e: &zk::Error) -> bool {
-    // zookeeper-client reports requests in flight when the connection broke
-    // as `Custom` (the socket's error or "no response …").
-    matches!(e, zk::Error::ConnectionLoss | zk::Error::Custom(_))
-}
-
 impl Writer {
     async fn start(connect_string: String) -> Writer {
         use std::sync::atomic::Ordering;
@@ -561,7 +518,7 @@ async fn leader_among<'a>(live: &[&'a Member]) -> &'a Member {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grow_one_to_three_to_five_and_shrink_back_to_one_while_a_client_writes() {
     let root = tempfile::tempdir().unwrap();
-    let p = ports(15);
+    let p = free_ports(15);
     let mut ms: Vec<Member> = (0..5)
         .map(|i| Member::new(i as u64 + 1, root.path(), &p[i * 3..i * 3 + 3]))
         .collect();
@@ -705,7 +662,7 @@ fn zk_spec(m: &Member, role: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconfig_through_the_zookeeper_protocol() {
     let root = tempfile::tempdir().unwrap();
-    let p = ports(9);
+    let p = free_ports(9);
     let mut m1 = Member::new(1, root.path(), &p[0..3]);
     let mut m2 = Member::new(2, root.path(), &p[3..6]);
     let mut m3 = Member::new(3, root.path(), &p[6..9]);
