@@ -750,8 +750,12 @@ impl Consensus {
     /// A follower whose connection to the leader just broke (the leader's
     /// process died, as ZooKeeper followers notice from their socket)
     /// fast-forwards its election clock instead of waiting out the whole
-    /// election timeout. Pre-vote keeps this safe: if the leader is in
-    /// fact fine, the other followers refuse the pre-vote.
+    /// election timeout: at once past the leader's lease (so it grants the
+    /// pre-vote of another follower that noticed too), and to within a few
+    /// ticks of campaigning, staggered by id so that two followers that
+    /// noticed together do not split the vote. Pre-vote keeps this safe: if
+    /// the leader is in fact fine, the followers that still hear from it
+    /// refuse the pre-vote.
     fn watch_leader_connection(&mut self) {
         let leader = self.raw.raft.leader_id;
         let connected = match (&self.transport, self.is_leader(), leader) {
@@ -767,9 +771,13 @@ impl Consensus {
                 leader,
                 "lost the connection to the leader; starting an election early"
             );
-            for _ in 0..ELECTION_TICKS {
-                self.raw.tick();
-            }
+            let raft = &mut self.raw.raft;
+            let stagger = 1 + (self.cfg.id as usize % 3);
+            let target = raft
+                .randomized_election_timeout()
+                .saturating_sub(stagger)
+                .max(raft.election_timeout());
+            raft.election_elapsed = raft.election_elapsed.max(target);
         }
     }
 
