@@ -636,7 +636,9 @@ impl Consensus {
             }
             return sent;
         }
-        if self.moved_away(session_id, self.cfg.id, &txn.kind) {
+        // Only client writes: the leader's own closes of expired sessions
+        // must go through whoever holds the session.
+        if matches!(txn.kind, TxnKind::Write(_)) && self.moved_away(session_id, self.cfg.id, &txn.kind) {
             if let Some(w) = waiting {
                 self.refuse(w, ErrorCode::SessionMoved);
             }
@@ -659,9 +661,10 @@ impl Consensus {
     }
 
     /// On the leader: whether `session` is connected to a member other
-    /// than `origin`, which then must not write for it (a write sent
-    /// before the session moved, delivered late). The first member seen
-    /// writing for a session it has no record of becomes its owner.
+    /// than `origin`, which then must not write or close it for its client
+    /// (a request sent before the session moved, delivered late). The first
+    /// member seen writing for a session it has no record of becomes its
+    /// owner.
     fn moved_away(&mut self, session: i64, origin: u64, kind: &TxnKind) -> bool {
         if !matches!(kind, TxnKind::Write(_) | TxnKind::CloseSession) || session == 0 {
             return false;
