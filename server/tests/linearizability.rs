@@ -5,7 +5,7 @@
 //! - `a_history_recorded_during_failures_is_linearizable`: 5 clients, each
 //!   with its own session on a connect string naming every member, run
 //!   reads after `sync`, plain reads, unconditional writes and
-//!   compare-and-set (`setData` with a version) on 3 znodes, one request at
+//!   compare-and-set (`setData` with a version) on 5 znodes, one request at
 //!   a time, while a nemesis kills the leader (`kill -9`, restart), cuts it
 //!   off by a network partition (peer relays), freezes it (SIGSTOP), and
 //!   cuts a follower off. Each fault lasts until the clients have completed
@@ -35,7 +35,7 @@ use support::lincheck::{check, linearizable, session_violations, Op, Outcome, Re
 use zookeeper_client::{Client, Error as ZkError};
 
 const CLIENTS: usize = 5;
-const KEYS: usize = 3;
+const KEYS: usize = 5;
 const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 /// A request with no answer by then counts as unknown (write) or dropped
 /// (read).
