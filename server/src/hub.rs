@@ -232,16 +232,6 @@ impl Hub {
         }
     }
 
-    /// The sessions with a live connection on this member.
-    pub fn bound_sessions(&self) -> Vec<i64> {
-        let conns = self.by_session.lock().unwrap_or_else(|p| p.into_inner());
-        conns
-            .iter()
-            .filter(|(_, c)| !c.info.replaced.load(Ordering::Relaxed))
-            .map(|(s, _)| *s)
-            .collect()
-    }
-
     /// Closes the connection of every session (a member that replaced
     /// its state with a snapshot; see `Consensus::install_snapshot`). Each
     /// connection ends once it has written what was queued before; its

@@ -253,8 +253,6 @@ pub struct Consensus {
     /// claims and forwarded writes (ZooKeeper's session owner). Not
     /// replicated; a new leader learns it afresh.
     owners: HashMap<i64, u64>,
-    /// The (leader, term) this member last claimed its sessions at.
-    claimed_at: (u64, u64),
     next_proposal: u64,
     next_session_id: i64,
     reaping: HashSet<String>,
@@ -442,7 +440,6 @@ impl Consensus {
                 rx,
                 pending: HashMap::new(),
                 owners: HashMap::new(),
-                claimed_at: (0, 0),
                 // Proposal numbers are unique across restarts too, so an
                 // entry proposed by an earlier run never answers a new one.
                 next_proposal: (wall_ms() as u64) << 20,
@@ -543,7 +540,6 @@ impl Consensus {
     }
 
     fn handle(&mut self, cmd: Command) {
-        self.claim_sessions_at_leader();
         match cmd {
             Command::Propose {
                 session_id,
@@ -664,30 +660,6 @@ impl Consensus {
         }
     }
 
-    /// When this member learns of a leader (a new one, or a new term), it
-    /// claims every session connected here at that leader before sending
-    /// it anything else, so the leader knows the owners even when claims
-    /// went to a leader that has since lost office. A new leader forgets
-    /// what it knew and owns its own clients' sessions.
-    fn claim_sessions_at_leader(&mut self) {
-        let (leader, term) = (self.raw.raft.leader_id, self.raw.raft.term);
-        if leader == 0 || (leader, term) == self.claimed_at {
-            return;
-        }
-        self.claimed_at = (leader, term);
-        let sessions = self.hub.bound_sessions();
-        if leader == self.cfg.id {
-            self.owners.clear();
-            for s in sessions {
-                self.owners.insert(s, self.cfg.id);
-            }
-        } else if let Some(t) = &self.transport {
-            for session in sessions {
-                let _ = t.send(leader, PeerMessage::Claim { session });
-            }
-        }
-    }
-
     /// On the leader: whether `session` is connected to a member other
     /// than `origin`, which then must not write or close it for its client
     /// (a request sent before the session moved, delivered late). The first
@@ -788,7 +760,6 @@ impl Consensus {
     /// A message from a peer: raft traffic, a write forwarded by a
     /// follower (the leader proposes it as is), or session liveness.
     fn on_peer_message(&mut self, from: u64, msg: PeerMessage) {
-        self.claim_sessions_at_leader();
         match msg {
             PeerMessage::Raft(m) => {
                 if let Err(e) = self.raw.step(m) {
@@ -1005,6 +976,10 @@ impl Consensus {
         // session resumption refuse sessions the new leader keeps alive,
         // so their clients are told their session expired. A close that
         // does commit ends the session here when it applies.
+        if role == StateRole::Leader && self.last_role != StateRole::Leader {
+            // Learned afresh from claims and forwards.
+            self.owners.clear();
+        }
         if role == StateRole::Leader || self.last_role == StateRole::Leader {
             let now = monotonic_ms(self.hub.started);
             self.hub.state().sessions.reset_deadlines(now);
@@ -1105,7 +1080,6 @@ impl Consensus {
         self.maybe_snapshot()?;
         self.on_role_change();
         self.drop_clients_without_leader();
-        self.claim_sessions_at_leader();
         self.publish();
         Ok(())
     }
