@@ -636,9 +636,7 @@ impl Consensus {
             }
             return sent;
         }
-        // Only client writes: the leader's own closes of expired sessions
-        // must go through whoever holds the session.
-        if matches!(txn.kind, TxnKind::Write(_)) && self.moved_away(session_id, self.cfg.id, &txn.kind) {
+        if self.moved_away(session_id, self.cfg.id, &txn.kind) {
             if let Some(w) = waiting {
                 self.refuse(w, ErrorCode::SessionMoved);
             }
@@ -661,10 +659,9 @@ impl Consensus {
     }
 
     /// On the leader: whether `session` is connected to a member other
-    /// than `origin`, which then must not write or close it for its client
-    /// (a request sent before the session moved, delivered late). The first
-    /// member seen writing for a session it has no record of becomes its
-    /// owner.
+    /// than `origin`, which then must not write for it (a write sent
+    /// before the session moved, delivered late). The first member seen
+    /// writing for a session it has no record of becomes its owner.
     fn moved_away(&mut self, session: i64, origin: u64, kind: &TxnKind) -> bool {
         if !matches!(kind, TxnKind::Write(_) | TxnKind::CloseSession) || session == 0 {
             return false;
