@@ -293,9 +293,6 @@ async fn establish(
             tx: out.clone(),
         },
     );
-    // Before any request of this connection can be proposed: the leader
-    // then refuses this session's writes that other members forward late.
-    ctx.proposer.claim(session_id);
     send_connect_response(out, info, timeout, session_id, password, req.read_only);
     drop(state);
     debug!(

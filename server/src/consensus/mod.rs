@@ -122,9 +122,6 @@ pub enum Command {
         to: u64,
         reply: oneshot::Sender<Result<(), MembershipError>>,
     },
-    /// `session` is now connected to this member (see
-    /// [`PeerMessage::Claim`]).
-    Claim { session: i64 },
     /// Create a session; the task picks its id.
     CreateSession {
         timeout_ms: u32,
@@ -175,12 +172,6 @@ impl Proposer {
         let (reply, rx) = oneshot::channel();
         let _ = self.tx.send(Command::TransferLeader { to, reply });
         rx.await.unwrap_or(Err(MembershipError::Aborted))
-    }
-
-    /// Tells the leader that `session` is now connected here; call before
-    /// proposing any of its writes on this connection.
-    pub fn claim(&self, session: i64) {
-        let _ = self.tx.send(Command::Claim { session });
     }
 
     pub fn create_session(&self, timeout_ms: u32, password: Vec<u8>) -> oneshot::Receiver<Applied> {
@@ -249,10 +240,6 @@ pub struct Consensus {
     rx: mpsc::UnboundedReceiver<Command>,
     /// Proposals of this server waiting for their entry to apply.
     pending: HashMap<u64, Waiting>,
-    /// On the leader: which member each session is connected to, from
-    /// claims and forwarded writes (ZooKeeper's session owner). Not
-    /// replicated; a new leader learns it afresh.
-    owners: HashMap<i64, u64>,
     next_proposal: u64,
     next_session_id: i64,
     reaping: HashSet<String>,
@@ -439,7 +426,6 @@ impl Consensus {
                 metrics,
                 rx,
                 pending: HashMap::new(),
-                owners: HashMap::new(),
                 // Proposal numbers are unique across restarts too, so an
                 // entry proposed by an earlier run never answers a new one.
                 next_proposal: (wall_ms() as u64) << 20,
@@ -570,15 +556,6 @@ impl Consensus {
                 };
                 let _ = reply.send(r);
             }
-            Command::Claim { session } => {
-                if self.is_leader() {
-                    self.owners.insert(session, self.cfg.id);
-                } else if let (Some(t), leader) = (&self.transport, self.raw.raft.leader_id) {
-                    if leader != 0 {
-                        let _ = t.send(leader, PeerMessage::Claim { session });
-                    }
-                }
-            }
             Command::CreateSession {
                 timeout_ms,
                 password,
@@ -636,12 +613,6 @@ impl Consensus {
             }
             return sent;
         }
-        if self.moved_away(session_id, self.cfg.id, &txn.kind) {
-            if let Some(w) = waiting {
-                self.refuse(w, ErrorCode::SessionMoved);
-            }
-            return true;
-        }
         match self.raw.propose(vec![], txn.encode()) {
             Ok(()) => {
                 if let Some(w) = waiting {
@@ -656,45 +627,6 @@ impl Consensus {
                 false
             }
         }
-    }
-
-    /// On the leader: whether `session` is connected to a member other
-    /// than `origin`, which then must not write for it (a write sent
-    /// before the session moved, delivered late). The first member seen
-    /// writing for a session it has no record of becomes its owner.
-    fn moved_away(&mut self, session: i64, origin: u64, kind: &TxnKind) -> bool {
-        if !matches!(kind, TxnKind::Write(_) | TxnKind::CloseSession) || session == 0 {
-            return false;
-        }
-        match self.owners.get(&session) {
-            Some(&owner) => owner != origin,
-            None => {
-                self.owners.insert(session, origin);
-                false
-            }
-        }
-    }
-
-    /// Answers a write that will not be proposed with `code`: its reply
-    /// frame, then its waiter (as the apply loop does for applied writes).
-    fn refuse(&self, w: Waiting, code: ErrorCode) {
-        let applied = Applied {
-            zxid: self.hub.state().last_zxid,
-            session_id: 0,
-            err: code,
-            body: ResponseBody::Empty,
-            notifications: Vec::new(),
-            ended_session: None,
-        };
-        if let Some(sink) = &w.sink {
-            let mut frame = Vec::new();
-            proto::frame::write_frame(
-                &mut frame,
-                &proto::response::encode_reply(sink.xid, applied.zxid, code, &applied.body),
-            );
-            send_frame(&sink.tx, &sink.info, frame);
-        }
-        let _ = w.done.send(applied);
     }
 
     /// Checks and proposes one membership step; returns the index of its
@@ -765,25 +697,6 @@ impl Consensus {
             }
             PeerMessage::Forward { origin, payload } => {
                 if self.is_leader() {
-                    if let Ok(txn) = Txn::decode(&payload) {
-                        if self.moved_away(txn.session_id, origin, &txn.kind) {
-                            debug!(
-                                origin,
-                                session = format!("{:#x}", txn.session_id),
-                                "forwarded write of a session that moved to another member: SESSIONMOVED"
-                            );
-                            if let Some(t) = &self.transport {
-                                let _ = t.send(
-                                    origin,
-                                    PeerMessage::Refused {
-                                        proposal: txn.proposal,
-                                        code: ErrorCode::SessionMoved.code(),
-                                    },
-                                );
-                            }
-                            return;
-                        }
-                    }
                     if let Err(e) = self.raw.propose(vec![], payload) {
                         debug!(origin, error = %e, "forwarded write dropped");
                     }
@@ -803,17 +716,6 @@ impl Consensus {
                 }
             }
             PeerMessage::Relay { .. } => debug!(from, "relay messages are not routed yet; dropped"),
-            PeerMessage::Claim { session } => {
-                if self.is_leader() {
-                    self.owners.insert(session, from);
-                }
-            }
-            PeerMessage::Refused { proposal, code } => {
-                if let Some(w) = self.pending.remove(&proposal) {
-                    let code = ErrorCode::from_code(code).unwrap_or(ErrorCode::SystemError);
-                    self.refuse(w, code);
-                }
-            }
         }
     }
 
@@ -973,10 +875,6 @@ impl Consensus {
         // session resumption refuse sessions the new leader keeps alive,
         // so their clients are told their session expired. A close that
         // does commit ends the session here when it applies.
-        if role == StateRole::Leader && self.last_role != StateRole::Leader {
-            // Learned afresh from claims and forwards.
-            self.owners.clear();
-        }
         if role == StateRole::Leader || self.last_role == StateRole::Leader {
             let now = monotonic_ms(self.hub.started);
             self.hub.state().sessions.reset_deadlines(now);
@@ -1162,9 +1060,6 @@ impl Consensus {
                 self.metrics.watch_events_sent(events);
                 applied
             };
-            if let Some(s) = applied.ended_session {
-                self.owners.remove(&s);
-            }
             if let TxnKind::Reap { path } = &txn.kind {
                 self.reaping.remove(path);
             }

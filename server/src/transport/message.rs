@@ -31,8 +31,6 @@ mod kind {
     pub const FORWARD: u8 = 2;
     pub const TOUCH: u8 = 3;
     pub const RELAY: u8 = 4;
-    pub const CLAIM: u8 = 5;
-    pub const REFUSED: u8 = 6;
 }
 
 /// Relays nested deeper than this are refused on decode (and on encode, so
@@ -60,15 +58,6 @@ pub enum PeerMessage {
         targets: Vec<u64>,
         inner: Box<PeerMessage>,
     },
-    /// A member tells the leader that `session` is now connected to it
-    /// (sent before any of the session's writes there, so it arrives
-    /// before them): the leader refuses writes of that session forwarded
-    /// by any other member with SESSIONMOVED, as ZooKeeper's session
-    /// owner check does.
-    Claim { session: i64 },
-    /// The leader refused forwarded write `proposal` of the receiver with
-    /// ZooKeeper error `code` (SESSIONMOVED).
-    Refused { proposal: u64, code: i32 },
 }
 
 /// Why a message could not be encoded or decoded.
@@ -102,8 +91,6 @@ impl PeerMessage {
             PeerMessage::Forward { .. } => "forward",
             PeerMessage::Touch { .. } => "touch",
             PeerMessage::Relay { .. } => "relay",
-            PeerMessage::Claim { .. } => "claim",
-            PeerMessage::Refused { .. } => "refused",
         }
     }
 
@@ -144,15 +131,6 @@ impl PeerMessage {
                     out.extend_from_slice(&t.to_be_bytes());
                 }
                 inner.encode_at(out, depth + 1)?;
-            }
-            PeerMessage::Claim { session } => {
-                out.push(kind::CLAIM);
-                out.extend_from_slice(&session.to_be_bytes());
-            }
-            PeerMessage::Refused { proposal, code } => {
-                out.push(kind::REFUSED);
-                out.extend_from_slice(&proposal.to_be_bytes());
-                out.extend_from_slice(&code.to_be_bytes());
             }
         }
         Ok(())
@@ -220,19 +198,6 @@ impl PeerMessage {
                 Ok(PeerMessage::Relay {
                     targets,
                     inner: Box::new(inner),
-                })
-            }
-            kind::CLAIM => {
-                need("claim", &body, 8)?;
-                Ok(PeerMessage::Claim {
-                    session: body.get_i64(),
-                })
-            }
-            kind::REFUSED => {
-                need("refused", &body, 12)?;
-                Ok(PeerMessage::Refused {
-                    proposal: body.get_u64(),
-                    code: body.get_i32(),
                 })
             }
             other => Err(CodecError::UnknownKind(other)),
@@ -467,8 +432,6 @@ pub(crate) mod tests {
                 .prop_map(|(origin, payload)| PeerMessage::Forward { origin, payload }),
             proptest::collection::vec(any::<i64>(), 0..32)
                 .prop_map(|sessions| PeerMessage::Touch { sessions }),
-            any::<i64>().prop_map(|session| PeerMessage::Claim { session }),
-            (any::<u64>(), any::<i32>()).prop_map(|(proposal, code)| PeerMessage::Refused { proposal, code }),
         ];
         leaf.prop_recursive(MAX_RELAY_DEPTH as u32, 16, 1, |inner| {
             (proptest::collection::vec(any::<u64>(), 0..8), inner).prop_map(|(targets, inner)| {
