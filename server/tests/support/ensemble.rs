@@ -417,9 +417,25 @@ impl Ensemble {
 
     /// SIGSTOP: the process freezes with its sockets open (peers' packets
     /// queue in its buffers), a cheap partition.
+    ///
+    /// `kill` returns before the process has stopped (only one of its
+    /// threads is woken to start the group stop; on a loaded machine the
+    /// others can keep running for a while), so this waits until every
+    /// thread shows state `T` in `/proc`: a write sent afterwards cannot be
+    /// handled by the frozen member.
     pub fn sigstop(&mut self, i: usize) {
-        kill(self.pid(i), Signal::SIGSTOP).expect("sending SIGSTOP");
+        let pid = self.pid(i);
+        kill(pid, Signal::SIGSTOP).expect("sending SIGSTOP");
         self.procs[i].as_mut().unwrap().stopped = true;
+        let t = Instant::now();
+        while !all_threads_stopped(pid) {
+            assert!(
+                t.elapsed() < SETTLE_DEADLINE,
+                "member {} not stopped {SETTLE_DEADLINE:?} after SIGSTOP",
+                self.id(i)
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     pub fn sigcont(&mut self, i: usize) {
@@ -616,6 +632,25 @@ impl Drop for Ensemble {
             }
         }
     }
+}
+
+/// Whether every thread of `pid` is stopped (state `T` or `t` in
+/// `/proc/PID/task/TID/stat`).
+fn all_threads_stopped(pid: Pid) -> bool {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        fs::read_to_string(task.path().join("stat"))
+            .ok()
+            .and_then(|stat| {
+                // "TID (comm) STATE …": comm may hold spaces and parentheses.
+                let (_, rest) = stat.rsplit_once(')')?;
+                rest.trim_start().chars().next()
+            })
+            // A thread that exited meanwhile does not run either.
+            .is_none_or(|state| state == 'T' || state == 't')
+    })
 }
 
 /// A relay from member `from` to member `to`'s peer listener: the address
