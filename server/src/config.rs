@@ -324,6 +324,14 @@ pub struct Settings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extended_types_enabled: Option<bool>,
 
+    /// Answer ZooKeeper's `reconfig` (ZooKeeper `reconfigEnabled`): one
+    /// incremental change per request, by the super user or a client with
+    /// WRITE on `/zookeeper/config`. Off, it answers RECONFIGDISABLED.
+    /// [default: false]
+    #[arg(long, env = "ZONEKEEPER_RECONFIG_ENABLED", value_name = "BOOL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconfig_enabled: Option<bool>,
+
     /// How often empty container and expired TTL nodes are swept (ZooKeeper
     /// `znode.container.checkIntervalMs`). [default: 60000]
     #[arg(long, env = "ZONEKEEPER_CONTAINER_CHECK_INTERVAL_MS", value_name = "MS")]
@@ -406,6 +414,7 @@ impl Settings {
             four_letter_words: top.four_letter_words.or(self.four_letter_words),
             super_digest: top.super_digest.or(self.super_digest),
             extended_types_enabled: top.extended_types_enabled.or(self.extended_types_enabled),
+            reconfig_enabled: top.reconfig_enabled.or(self.reconfig_enabled),
             container_check_interval_ms: top
                 .container_check_interval_ms
                 .or(self.container_check_interval_ms),
@@ -545,6 +554,8 @@ pub struct Config {
     pub super_digest: Option<String>,
     /// TTL nodes enabled.
     pub extended_types_enabled: bool,
+    /// The `reconfig` opcode is served.
+    pub reconfig_enabled: bool,
     /// Container/TTL sweep interval.
     pub container_check_interval: Duration,
     /// Log entries between snapshots.
@@ -767,6 +778,7 @@ impl Config {
             four_letter_words,
             super_digest: s.super_digest,
             extended_types_enabled,
+            reconfig_enabled: s.reconfig_enabled.unwrap_or(false),
             container_check_interval: Duration::from_millis(container_ms),
             snapshot_every_entries,
             snapshots_to_keep,
