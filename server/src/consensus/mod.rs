@@ -105,6 +105,8 @@ pub enum Command {
     /// given, the reply frame is written there when the entry applies.
     Propose {
         session_id: i64,
+        /// The sending connection's token (`Txn::owner`).
+        owner: u64,
         auth: AuthInfo,
         kind: TxnKind,
         reply: oneshot::Sender<Applied>,
@@ -124,6 +126,7 @@ pub enum Command {
     CreateSession {
         timeout_ms: u32,
         password: Vec<u8>,
+        owner: u64,
         reply: oneshot::Sender<Applied>,
     },
 }
@@ -137,9 +140,11 @@ pub struct Proposer {
 impl Proposer {
     /// Proposes a write; the receiver yields the applied outcome, or an
     /// error if the server is shutting down or lost leadership.
+    /// `owner` is the sending connection's token (`Txn::owner`).
     pub fn propose(
         &self,
         session_id: i64,
+        owner: u64,
         auth: AuthInfo,
         kind: TxnKind,
         sink: Option<ReplySink>,
@@ -147,6 +152,7 @@ impl Proposer {
         let (reply, rx) = oneshot::channel();
         let _ = self.tx.send(Command::Propose {
             session_id,
+            owner,
             auth,
             kind,
             reply,
@@ -172,14 +178,34 @@ impl Proposer {
         rx.await.unwrap_or(Err(MembershipError::Aborted))
     }
 
-    pub fn create_session(&self, timeout_ms: u32, password: Vec<u8>) -> oneshot::Receiver<Applied> {
+    /// Creates a session attached to the connection with token `owner`.
+    pub fn create_session(
+        &self,
+        timeout_ms: u32,
+        password: Vec<u8>,
+        owner: u64,
+    ) -> oneshot::Receiver<Applied> {
         let (reply, rx) = oneshot::channel();
         let _ = self.tx.send(Command::CreateSession {
             timeout_ms,
             password,
+            owner,
             reply,
         });
         rx
+    }
+
+    /// Reattaches an existing session to the connection with token `owner`
+    /// (`TxnKind::Attach`); applied with `SessionExpired` if the session is
+    /// gone or the password is wrong.
+    pub fn attach(&self, session_id: i64, password: Vec<u8>, owner: u64) -> oneshot::Receiver<Applied> {
+        self.propose(
+            session_id,
+            owner,
+            AuthInfo::default(),
+            TxnKind::Attach { password },
+            None,
+        )
     }
 }
 
@@ -526,12 +552,13 @@ impl Consensus {
         match cmd {
             Command::Propose {
                 session_id,
+                owner,
                 auth,
                 kind,
                 reply,
                 sink,
             } => {
-                self.propose(session_id, auth, kind, Some(Waiting { done: reply, sink }));
+                self.propose(session_id, owner, auth, kind, Some(Waiting { done: reply, sink }));
             }
             Command::ChangeMembership { change, reply } => match self.start_membership_change(change) {
                 Ok(index) => self.pending_conf = Some((index, reply)),
@@ -556,12 +583,14 @@ impl Consensus {
             Command::CreateSession {
                 timeout_ms,
                 password,
+                owner,
                 reply,
             } => {
                 let id = self.next_session_id;
                 self.next_session_id += 1;
                 self.propose(
                     id,
+                    owner,
                     AuthInfo::default(),
                     TxnKind::CreateSession { timeout_ms, password },
                     Some(Waiting {
@@ -574,13 +603,21 @@ impl Consensus {
     }
 
     /// Returns whether raft took the proposal.
-    fn propose(&mut self, session_id: i64, auth: AuthInfo, kind: TxnKind, waiting: Option<Waiting>) -> bool {
+    fn propose(
+        &mut self,
+        session_id: i64,
+        owner: u64,
+        auth: AuthInfo,
+        kind: TxnKind,
+        waiting: Option<Waiting>,
+    ) -> bool {
         let proposal = self.next_proposal;
         self.next_proposal += 1;
         let txn = Txn {
             origin: self.cfg.id,
             proposal,
             session_id,
+            owner,
             time_ms: wall_ms(),
             auth,
             kind,
@@ -888,7 +925,7 @@ impl Consensus {
         let expired = self.hub.state().sessions.expired(now);
         for s in expired {
             info!(session = format!("{s:#x}"), "session expired");
-            if self.propose(s, AuthInfo::default(), TxnKind::CloseSession, None) {
+            if self.propose(s, 0, AuthInfo::default(), TxnKind::CloseSession, None) {
                 // The session table's closing mark unschedules the session
                 // (`expired` never reports it again) and refuses resumes
                 // and touches until the close applies.
@@ -906,7 +943,13 @@ impl Consensus {
         let candidates = self.hub.state().tree.reap_candidates(wall_ms());
         for path in candidates {
             if self.reaping.insert(path.clone())
-                && !self.propose(0, AuthInfo::default(), TxnKind::Reap { path: path.clone() }, None)
+                && !self.propose(
+                    0,
+                    0,
+                    AuthInfo::default(),
+                    TxnKind::Reap { path: path.clone() },
+                    None,
+                )
             {
                 self.reaping.remove(&path);
             }
