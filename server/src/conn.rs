@@ -245,6 +245,12 @@ async fn establish(
         info!(remote = %info.remote, "refusing a session: no leader is known");
         return Ok(None);
     }
+    if !ctx.hub.raft.joined.load(Relaxed) {
+        // A member being added, before it has applied the state that added
+        // it: its tree is empty or stale (see `RaftView::joined`).
+        info!(remote = %info.remote, "refusing a session: this member is still joining the ensemble");
+        return Ok(None);
+    }
     let last_zxid = ctx.hub.state().last_zxid;
     if req.last_zxid_seen > last_zxid {
         // ZooKeeper: the client has seen a newer state than ours; it must

@@ -37,7 +37,8 @@ pub struct Txn {
     pub kind: TxnKind,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Debug` leaves out session passwords.
+#[derive(Clone, PartialEq, Eq)]
 pub enum TxnKind {
     CreateSession {
         timeout_ms: u32,
@@ -57,6 +58,22 @@ pub enum TxnKind {
     Reap {
         path: String,
     },
+}
+
+impl std::fmt::Debug for TxnKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TxnKind::CreateSession { timeout_ms, .. } => f
+                .debug_struct("CreateSession")
+                .field("timeout_ms", timeout_ms)
+                .field("password", &"<redacted>")
+                .finish(),
+            TxnKind::CloseSession => f.write_str("CloseSession"),
+            TxnKind::Attach { .. } => f.debug_struct("Attach").field("password", &"<redacted>").finish(),
+            TxnKind::Write(req) => f.debug_tuple("Write").field(req).finish(),
+            TxnKind::Reap { path } => f.debug_struct("Reap").field("path", path).finish(),
+        }
+    }
 }
 
 const KIND_CREATE_SESSION: i32 = 1;
@@ -206,8 +223,9 @@ mod tests {
         // Version 1 is version 2 without the owner field.
         let v2 = t.encode();
         let mut v1 = vec![1u8];
-        v1.extend_from_slice(&v2[1..1 + 24]);
-        v1.extend_from_slice(&v2[1 + 32..]);
+        // origin, proposal, session, time: 4 × 8 bytes; then the owner.
+        v1.extend_from_slice(&v2[1..1 + 32]);
+        v1.extend_from_slice(&v2[1 + 40..]);
         let d = Txn::decode(&v1).unwrap();
         assert_eq!(d.owner, 0);
         assert_eq!(Txn { owner: 0, ..t }, d);

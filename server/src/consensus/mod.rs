@@ -273,6 +273,9 @@ pub struct Consensus {
     /// A membership change proposed and not yet applied: its entry index
     /// and who waits for it.
     pending_conf: Option<(u64, MembershipReply)>,
+    /// Whether this member has applied a state that lists it (see
+    /// `RaftView::joined`); once true, stays true.
+    joined: bool,
     /// Fired once the log recovered at startup is applied; see
     /// [`Consensus::caught_up`].
     caught_up: Option<oneshot::Sender<()>>,
@@ -427,7 +430,11 @@ impl Consensus {
             let _ = raw.campaign();
         }
         state.sessions.reset_deadlines(0);
+        let joined = !cfg.join || state.members.contains_key(&cfg.id);
         let hub = Hub::new(state);
+        hub.raft
+            .joined
+            .store(joined, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();
         let seed = crate::session::initial_session_id(cfg.id, wall_ms() as u64);
         debug!(
@@ -458,6 +465,7 @@ impl Consensus {
                 applied_term: snapshot_term,
                 snapshot_index,
                 pending_conf: None,
+                joined,
                 caught_up: None,
             },
             hub,
@@ -701,6 +709,13 @@ impl Consensus {
             .map(|(id, _)| *id)
             .collect();
         active.insert(self.cfg.id);
+        // An observer that has not caught up: say so, rather than what a
+        // promotion would do to quorum while it is behind.
+        if let MembershipChange::Promote(id) = change {
+            if self.raw.raft.prs().conf().learners().contains(&id) {
+                self.check_caught_up(id)?;
+            }
+        }
         let members = self.hub.state().members.clone();
         check_change(&members, &voters, &active, &change)?;
         info!(?change, "proposing a membership change");
@@ -708,6 +723,33 @@ impl Consensus {
             .propose_conf_change(vec![], change.to_conf_change())
             .map_err(|_| MembershipError::Aborted)?;
         Ok(self.raw.raft.raft_log.last_index())
+    }
+
+    /// An observer may be promoted only once caught up, as the leader's
+    /// progress tracker sees it: no snapshot is on its way to it, it has
+    /// acknowledged entries (`matched`: what it persisted, and for a
+    /// snapshot installed) and is within `CAUGHT_UP_LAG` of the leader's
+    /// commit index.
+    /// A voter that is not caught up cannot help commit, and a reader of
+    /// `/v1/status` might take its empty tree for the ensemble's.
+    fn check_caught_up(&self, id: u64) -> Result<(), MembershipError> {
+        let commit = self.raw.raft.raft_log.committed;
+        let (matched, no_snapshot_pending) = self
+            .raw
+            .raft
+            .prs()
+            .get(id)
+            .map(|p| (p.matched, p.state != raft::ProgressState::Snapshot))
+            .unwrap_or((0, false));
+        if no_snapshot_pending && matched > 0 && matched + CAUGHT_UP_LAG >= commit {
+            return Ok(());
+        }
+        Err(MembershipError::NotCaughtUp {
+            id,
+            matched,
+            commit,
+            lag: CAUGHT_UP_LAG,
+        })
     }
 
     /// Peers to keep connections to: every member the state knows.
@@ -863,6 +905,7 @@ impl Consensus {
             let mut state = self.hub.state();
             // The watches go with the connections closed just below.
             *state = fresh;
+            self.joined |= state.members.contains_key(&self.cfg.id);
             self.hub.close_all_sessions()
         };
         self.pending.clear();
@@ -1036,6 +1079,7 @@ impl Consensus {
                             change.apply(&mut state.members);
                             state.members.values().cloned().collect::<Vec<_>>()
                         };
+                        self.joined |= members.iter().any(|m| m.id == self.cfg.id);
                         info!(?change, index = entry.index, "membership changed");
                         self.sync_peers();
                         if self.pending_conf.as_ref().is_some_and(|(i, _)| *i == entry.index) {
@@ -1142,5 +1186,6 @@ impl Consensus {
         v.applied.store(self.applied_index, Relaxed);
         v.leader_id.store(self.raw.raft.leader_id, Relaxed);
         v.is_leader.store(self.is_leader(), Relaxed);
+        v.joined.store(self.joined, Relaxed);
     }
 }
