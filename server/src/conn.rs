@@ -49,8 +49,8 @@ use crate::txn::TxnKind;
 /// it (back-pressure instead of unbounded queues).
 const MAX_OUTSTANDING: usize = 1000;
 
-/// Settings a connection needs.
-#[derive(Debug, Clone)]
+/// Settings a connection needs. `Debug` leaves out the super digest.
+#[derive(Clone)]
 pub struct ConnConfig {
     pub max_packet: usize,
     pub min_session_timeout_ms: u32,
@@ -60,6 +60,21 @@ pub struct ConnConfig {
     pub extended_types_enabled: bool,
     pub four_letter_words: Whitelist,
     pub conf_summary: ConfSummary,
+}
+
+impl std::fmt::Debug for ConnConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnConfig")
+            .field("max_packet", &self.max_packet)
+            .field("min_session_timeout_ms", &self.min_session_timeout_ms)
+            .field("max_session_timeout_ms", &self.max_session_timeout_ms)
+            .field("max_connections_per_ip", &self.max_connections_per_ip)
+            .field("super_digest", &self.super_digest.as_ref().map(|_| "<redacted>"))
+            .field("extended_types_enabled", &self.extended_types_enabled)
+            .field("four_letter_words", &self.four_letter_words)
+            .field("conf_summary", &self.conf_summary)
+            .finish()
+    }
 }
 
 /// What every connection shares.
