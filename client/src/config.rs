@@ -6,7 +6,8 @@ use crate::connect_string::ConnectString;
 
 /// Connection settings. Build with [`ClientConfig::new`] and the `with_*`
 /// setters; every field is public for callers that prefer struct syntax.
-#[derive(Debug, Clone)]
+/// `Debug` shows the authentication schemes, never their data.
+#[derive(Clone)]
 pub struct ClientConfig {
     pub servers: ConnectString,
     /// Own zone. `None`: the zone whose servers answer a probe fastest,
@@ -31,6 +32,25 @@ pub struct ClientConfig {
     pub return_home_interval: Duration,
     /// How long one TCP connect + handshake attempt may take. Default 2 s.
     pub connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let auth: Vec<String> = self
+            .auth
+            .iter()
+            .map(|(scheme, _)| format!("{scheme}:<redacted>"))
+            .collect();
+        f.debug_struct("ClientConfig")
+            .field("servers", &self.servers)
+            .field("zone", &self.zone)
+            .field("session_timeout", &self.session_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("auth", &auth)
+            .field("return_home_interval", &self.return_home_interval)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
 }
 
 impl ClientConfig {

@@ -214,3 +214,48 @@ async fn a_server_behind_the_session_is_skipped() {
     assert_eq!(stats.connection_losses, before.connection_losses + 1);
     assert_eq!(stats.connects, before.connects + 1);
 }
+
+/// The session password and authentication data never appear in `Debug`
+/// output: not a `Client`'s (and so not a recipe's, which holds one), not
+/// its configuration's. Logging a client with `{:?}` must not leak what
+/// resumes its session or authenticates it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_output_never_shows_the_session_password_or_auth_data() {
+    let s = InProc::start().await;
+    let secret = "alice:correct-horse-battery";
+    let c = s
+        .client_with(|cfg| cfg.with_auth("digest", secret.as_bytes().to_vec()))
+        .await;
+    let password = c.session_password();
+    assert_eq!(password.len(), 16);
+    // How a derived `Debug` would print it: "[12, 200, ...]".
+    let as_debug = format!("{password:?}");
+    let as_debug = &as_debug[1..as_debug.len() - 1];
+    let secret_debug = format!("{:?}", secret.as_bytes());
+    let secret_debug = &secret_debug[1..secret_debug.len() - 1];
+    let lock = recipes::Lock::new(c.clone(), "/locks/debug").unwrap();
+    let cfg = ClientConfig::new(s.connect_string().parse().unwrap())
+        .with_auth("digest", secret.as_bytes().to_vec());
+    for (what, out) in [
+        ("client", format!("{c:?}")),
+        ("client, pretty", format!("{c:#?}")),
+        ("lock recipe", format!("{lock:?}")),
+        ("config", format!("{cfg:?}")),
+    ] {
+        assert!(
+            !out.contains(as_debug),
+            "{what} Debug shows the session password: {out}"
+        );
+        assert!(!out.contains(secret), "{what} Debug shows the auth data: {out}");
+        assert!(
+            !out.contains(secret_debug),
+            "{what} Debug shows the auth data: {out}"
+        );
+    }
+    assert!(
+        format!("{c:?}").contains("redacted"),
+        "the password field is marked redacted"
+    );
+    assert!(format!("{cfg:?}").contains("digest:<redacted>"));
+    c.close().await.unwrap();
+}

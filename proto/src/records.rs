@@ -42,9 +42,20 @@ jute_record! {
     }
 }
 
+/// Stands in for a secret (a session password, authentication data) in
+/// `Debug` output, so a logged request never carries it.
+pub(crate) struct Redacted<'a>(pub &'a [u8]);
+
+impl std::fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<{} bytes redacted>", self.0.len())
+    }
+}
+
 /// The connect request. Clients since 3.3 append a `readOnly` boolean; older
-/// ones omit it, so it is optional on decode.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// ones omit it, so it is optional on decode. `Debug` leaves out the
+/// password.
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct ConnectRequest {
     pub protocol_version: i32,
     pub last_zxid_seen: i64,
@@ -85,15 +96,41 @@ impl Record for ConnectRequest {
     }
 }
 
+impl std::fmt::Debug for ConnectRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectRequest")
+            .field("protocol_version", &self.protocol_version)
+            .field("last_zxid_seen", &self.last_zxid_seen)
+            .field("timeout", &self.timeout)
+            .field("session_id", &self.session_id)
+            .field("passwd", &Redacted(&self.passwd))
+            .field("read_only", &self.read_only)
+            .finish()
+    }
+}
+
 /// The connect response; the trailing read-only flag is written only when
 /// the client sent one (old clients would see trailing garbage otherwise).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// `Debug` leaves out the password.
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct ConnectResponse {
     pub protocol_version: i32,
     pub timeout: i32,
     pub session_id: i64,
     pub passwd: Vec<u8>,
     pub read_only: Option<bool>,
+}
+
+impl std::fmt::Debug for ConnectResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectResponse")
+            .field("protocol_version", &self.protocol_version)
+            .field("timeout", &self.timeout)
+            .field("session_id", &self.session_id)
+            .field("passwd", &Redacted(&self.passwd))
+            .field("read_only", &self.read_only)
+            .finish()
+    }
 }
 
 impl Record for ConnectResponse {
@@ -172,7 +209,50 @@ jute_record! {
     pub struct MultiHeader { pub type_: i32, pub done: bool, pub err: i32 }
 }
 jute_record! { pub struct ErrorResponse { pub err: i32 } }
-jute_record! { pub struct AuthPacket { pub type_: i32, pub scheme: String, pub auth: Vec<u8> } }
+/// addAuth. Written out (not `jute_record!`) so `Debug` leaves out `auth`
+/// (for digest, `user:password` in clear).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct AuthPacket {
+    pub type_: i32,
+    pub scheme: String,
+    pub auth: Vec<u8>,
+}
+
+impl std::fmt::Debug for AuthPacket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthPacket")
+            .field("type_", &self.type_)
+            .field("scheme", &self.scheme)
+            .field("auth", &Redacted(&self.auth))
+            .finish()
+    }
+}
+
+impl Record for AuthPacket {
+    const MIN_LEN: usize = 4 + 4 + 4;
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(AuthPacket {
+            type_: r.read_i32()?,
+            scheme: r.read_string()?,
+            auth: r.read_buffer()?,
+        })
+    }
+    fn write(&self, out: &mut Vec<u8>) {
+        jute::write_i32(out, self.type_);
+        jute::write_string(out, &self.scheme);
+        jute::write_buffer(out, &self.auth);
+    }
+}
+
+impl Field for AuthPacket {
+    const MIN_ENCODED_LEN: usize = Self::MIN_LEN;
+    fn read_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Self::read(r)
+    }
+    fn write_field(&self, out: &mut Vec<u8>) {
+        self.write(out)
+    }
+}
 jute_record! {
     pub struct SetWatches {
         pub relative_zxid: i64,
@@ -247,5 +327,38 @@ impl CreateMode {
             create_mode::PERSISTENT_SEQUENTIAL_WITH_TTL => m(false, true, false, true),
             _ => return None,
         })
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn debug_leaves_out_passwords_and_auth_data() {
+        let secret = b"bob:hunter2hunter2".to_vec();
+        let req = ConnectRequest {
+            passwd: secret.clone(),
+            ..Default::default()
+        };
+        let rsp = ConnectResponse {
+            passwd: secret.clone(),
+            ..Default::default()
+        };
+        let auth = AuthPacket {
+            type_: 0,
+            scheme: "digest".into(),
+            auth: secret.clone(),
+        };
+        let shown = format!("{:?}", secret);
+        let shown = &shown[1..shown.len() - 1];
+        for out in [format!("{req:?}"), format!("{rsp:?}"), format!("{auth:?}")] {
+            assert!(!out.contains(shown) && !out.contains("hunter2"), "{out}");
+            assert!(out.contains("18 bytes redacted"), "{out}");
+        }
+        // The hand-written AuthPacket still round-trips.
+        let mut buf = Vec::new();
+        auth.write(&mut buf);
+        assert_eq!(AuthPacket::read(&mut Reader::new(&buf)).unwrap(), auth);
     }
 }

@@ -107,6 +107,7 @@ impl ApiError {
                 MembershipError::Exists(_) => "member_exists",
                 MembershipError::Unknown(_) => "unknown_member",
                 MembershipError::NotObserver(_) => "not_observer",
+                MembershipError::NotCaughtUp { .. } => "not_caught_up",
                 MembershipError::WouldLoseQuorum(_) => "would_lose_quorum",
                 MembershipError::Invalid(_) => "invalid_member",
                 MembershipError::Aborted => "aborted",

@@ -49,8 +49,8 @@ use crate::txn::TxnKind;
 /// it (back-pressure instead of unbounded queues).
 const MAX_OUTSTANDING: usize = 1000;
 
-/// Settings a connection needs.
-#[derive(Debug, Clone)]
+/// Settings a connection needs. `Debug` leaves out the super digest.
+#[derive(Clone)]
 pub struct ConnConfig {
     pub max_packet: usize,
     pub min_session_timeout_ms: u32,
@@ -62,6 +62,21 @@ pub struct ConnConfig {
     pub reconfig_enabled: bool,
     pub four_letter_words: Whitelist,
     pub conf_summary: ConfSummary,
+}
+
+impl std::fmt::Debug for ConnConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnConfig")
+            .field("max_packet", &self.max_packet)
+            .field("min_session_timeout_ms", &self.min_session_timeout_ms)
+            .field("max_session_timeout_ms", &self.max_session_timeout_ms)
+            .field("max_connections_per_ip", &self.max_connections_per_ip)
+            .field("super_digest", &self.super_digest.as_ref().map(|_| "<redacted>"))
+            .field("extended_types_enabled", &self.extended_types_enabled)
+            .field("four_letter_words", &self.four_letter_words)
+            .field("conf_summary", &self.conf_summary)
+            .finish()
+    }
 }
 
 /// What every connection shares.
@@ -194,7 +209,7 @@ async fn run(
         ctx.hub.clone(),
         ctx.metrics.clone(),
     ));
-    let Some(session) = establish(&connect, &info, ctx, &out_tx).await? else {
+    let Some((session, owner)) = establish(&connect, &info, ctx, &out_tx).await? else {
         let _ = out_tx.send(Outbound::Close);
         let _ = writer.await;
         return Ok(());
@@ -203,6 +218,7 @@ async fn run(
         ctx,
         info: info.clone(),
         session,
+        owner,
         auth: AuthInfo::new(Some(info.remote.ip())),
         out: out_tx.clone(),
         queue: VecDeque::new(),
@@ -223,19 +239,33 @@ async fn run(
 }
 
 /// Creates or resumes the session named in the connect request and sends
-/// the connect response. `None`: the connection must close (refused, or an
-/// unknown/expired session, which gets ZooKeeper's zeroed response).
+/// the connect response; returns the session and this connection's owner
+/// token. `None`: the connection must close (refused, or an unknown/expired
+/// session, which gets ZooKeeper's zeroed response).
+///
+/// Both creating and resuming go through the log (`CreateSession`,
+/// `Attach`), recording this connection as the session's owner, and the
+/// response is sent only once that entry applied: every write an earlier
+/// connection of the session got into the log before it has been applied,
+/// and any that reaches the log after it is refused with SESSIONMOVED
+/// (docs/ordering.md, "Session order across connections").
 async fn establish(
     req: &ConnectRequest,
     info: &Arc<ConnInfo>,
     ctx: &ConnCtx,
     out: &mpsc::UnboundedSender<Outbound>,
-) -> Result<Option<i64>, ConnError> {
+) -> Result<Option<(i64, u64)>, ConnError> {
     if ctx.hub.raft.leader_id.load(Relaxed) == 0 {
         // No leader known (an election, or cut off from the majority): not
         // serving, like a ZooKeeper member without a quorum; the client
         // tries another server.
         info!(remote = %info.remote, "refusing a session: no leader is known");
+        return Ok(None);
+    }
+    if !ctx.hub.raft.joined.load(Relaxed) {
+        // A member being added, before it has applied the state that added
+        // it: its tree is empty or stale (see `RaftView::joined`).
+        info!(remote = %info.remote, "refusing a session: this member is still joining the ensemble");
         return Ok(None);
     }
     let last_zxid = ctx.hub.state().last_zxid;
@@ -252,17 +282,50 @@ async fn establish(
         ctx.cfg.min_session_timeout_ms,
         ctx.cfg.max_session_timeout_ms,
     );
+    // Drawn at random so tokens stay distinct across restarts of this
+    // member (a write sent before a crash may still be in the log's future).
+    let owner = rand::random::<u64>() | 1;
+    // A member that lost its leader fails the proposal (pending cleared);
+    // one whose forward is stuck on a cut link gives up with the client.
+    let attach_deadline = Duration::from_millis(u64::from(timeout));
     let (session_id, password) = if req.session_id == 0 {
         let mut password = vec![0u8; 16];
         rand::thread_rng().fill_bytes(&mut password);
-        let applied = ctx
-            .proposer
-            .create_session(timeout, password.clone())
-            .await
-            .map_err(|_| ConnError::NotServing)?;
+        let applied = tokio::time::timeout(
+            attach_deadline,
+            ctx.proposer.create_session(timeout, password.clone(), owner),
+        )
+        .await
+        .map_err(|_| ConnError::NotServing)?
+        .map_err(|_| ConnError::NotServing)?;
         (applied.session_id, password)
     } else {
-        (req.session_id, req.passwd.clone())
+        let (session_id, password) = (req.session_id, req.passwd.clone());
+        let known = {
+            let state = ctx.hub.state();
+            state.sessions.password_matches(session_id, &password) && !state.sessions.is_closing(session_id)
+        };
+        let attached = if known {
+            tokio::time::timeout(
+                attach_deadline,
+                ctx.proposer.attach(session_id, password.clone(), owner),
+            )
+            .await
+            .map_err(|_| ConnError::NotServing)?
+            .map_err(|_| ConnError::NotServing)?
+            .err == ErrorCode::Ok
+        } else {
+            false
+        };
+        if !attached {
+            info!(
+                session = format!("{session_id:#x}"),
+                "reconnect to an expired or unknown session"
+            );
+            send_connect_response(out, info, 0, 0, vec![0; 16], req.read_only);
+            return Ok(None);
+        }
+        (session_id, password)
     };
     // Check the session, push its deadline, bind this connection and queue
     // the connect response under one hold of the state lock: an expiry
@@ -297,9 +360,11 @@ async fn establish(
     drop(state);
     debug!(
         session = format!("{session_id:#x}"),
-        timeout, "session established"
+        owner = format!("{owner:#x}"),
+        timeout,
+        "session established"
     );
-    Ok(Some(session_id))
+    Ok(Some((session_id, owner)))
 }
 
 fn send_connect_response(
@@ -393,6 +458,9 @@ struct Connection<'a> {
     ctx: &'a ConnCtx,
     info: Arc<ConnInfo>,
     session: i64,
+    /// This connection's token, recorded in the log as the session's owner
+    /// when it attached; its writes carry it (`Txn::owner`).
+    owner: u64,
     auth: AuthInfo,
     out: mpsc::UnboundedSender<Outbound>,
     queue: VecDeque<Pending>,
@@ -614,11 +682,13 @@ impl Connection<'_> {
             info: self.info.clone(),
             xid,
         };
-        PendingKind::Proposed(
-            self.ctx
-                .proposer
-                .propose(self.session, self.auth.clone(), kind, Some(sink)),
-        )
+        PendingKind::Proposed(self.ctx.proposer.propose(
+            self.session,
+            self.owner,
+            self.auth.clone(),
+            kind,
+            Some(sink),
+        ))
     }
 
     /// Answers every request at the front that no longer waits on the log,

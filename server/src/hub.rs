@@ -163,6 +163,11 @@ pub struct RaftView {
     pub applied: AtomicU64,
     /// 0 while there is no leader.
     pub leader_id: AtomicU64,
+    /// This member has applied a state that lists it as a member: always
+    /// for a founding member, and for a joiner once it has applied the
+    /// snapshot or log entry that added it. Until then it is not ready and
+    /// refuses client sessions (its tree is empty or stale).
+    pub joined: std::sync::atomic::AtomicBool,
     pub is_leader: std::sync::atomic::AtomicBool,
 }
 

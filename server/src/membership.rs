@@ -86,6 +86,18 @@ pub enum MembershipError {
     Unknown(u64),
     #[error("member {0} is not an observer")]
     NotObserver(u64),
+    #[error(
+        "member {id} has not caught up: the leader has replicated {matched} of its {commit} \
+         committed entries to it (a member is caught up once it has installed the leader's \
+         snapshot and is within {lag} entries of the commit index); wait until its /readyz \
+         answers 200 and its last_zxid nears the leader's, then retry the promotion"
+    )]
+    NotCaughtUp {
+        id: u64,
+        matched: u64,
+        commit: u64,
+        lag: u64,
+    },
     #[error("the change would lose quorum: {0}")]
     WouldLoseQuorum(String),
     #[error("invalid member: {0}")]

@@ -391,7 +391,10 @@ impl StatusSource for HubStatus {
     }
 
     fn is_ready(&self) -> bool {
-        self.hub.raft.leader_id.load(Relaxed) != 0
+        // A joiner knows the leader as soon as it hears from it, before it
+        // has the ensemble's state: not ready until it has applied the
+        // state that added it (`RaftView::joined`).
+        self.hub.raft.leader_id.load(Relaxed) != 0 && self.hub.raft.joined.load(Relaxed)
     }
 
     fn reset_server_stats(&self) {

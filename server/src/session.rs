@@ -26,13 +26,31 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 /// One live session.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionInfo {
     pub id: i64,
     /// The negotiated timeout.
     pub timeout_ms: u32,
-    /// The 16 bytes the client must present to reattach.
+    /// The 16 bytes the client must present to reattach. Never logged
+    /// (see the `Debug` impl).
     pub password: Vec<u8>,
+    /// The attachment (connection token, `Txn::owner`) the session was last
+    /// created or reattached with, through the log; 0 if unknown (a
+    /// snapshot older than format 3). Writes from another attachment are
+    /// refused with SESSIONMOVED.
+    #[serde(default)]
+    pub owner: u64,
+}
+
+impl std::fmt::Debug for SessionInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionInfo")
+            .field("id", &format_args!("{:#x}", self.id))
+            .field("timeout_ms", &self.timeout_ms)
+            .field("password", &"<redacted>")
+            .field("owner", &format_args!("{:#x}", self.owner))
+            .finish()
+    }
 }
 
 /// All live sessions, plus the member-local expiry schedule.
@@ -73,6 +91,7 @@ impl SessionTable {
                         id,
                         timeout_ms,
                         password,
+                        owner: 0,
                     },
                 );
             }
@@ -90,6 +109,29 @@ impl SessionTable {
 
     pub fn get(&self, id: i64) -> Option<&SessionInfo> {
         self.sessions.get(&id)
+    }
+
+    /// Records the session's current attachment (a committed
+    /// createSession or attach). False if the session is unknown.
+    pub fn set_owner(&mut self, id: i64, owner: u64) -> bool {
+        match self.sessions.get_mut(&id) {
+            Some(s) => {
+                s.owner = owner;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether a request sent through attachment `owner` may still act for
+    /// the session: it is the session's current attachment, or either side
+    /// is untagged (0: expiry, reaper, entries or snapshots from before
+    /// owners were recorded).
+    pub fn owned_by(&self, id: i64, owner: u64) -> bool {
+        match self.sessions.get(&id) {
+            Some(s) => owner == 0 || s.owner == 0 || s.owner == owner,
+            None => false,
+        }
     }
 
     pub fn contains(&self, id: i64) -> bool {

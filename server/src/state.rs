@@ -68,7 +68,21 @@ impl State {
             TxnKind::CreateSession { timeout_ms, password } => {
                 self.sessions
                     .insert(txn.session_id, *timeout_ms, password.clone(), now_ms);
+                self.sessions.set_owner(txn.session_id, txn.owner);
                 Ok(ResponseBody::Empty)
+            }
+            TxnKind::Attach { password } => {
+                if self.sessions.password_matches(txn.session_id, password) {
+                    self.sessions.set_owner(txn.session_id, txn.owner);
+                    Ok(ResponseBody::Empty)
+                } else {
+                    Err(ErrorCode::SessionExpired)
+                }
+            }
+            // A close sent on a connection the session has since left
+            // (ZooKeeper: SessionMovedException) ends nothing.
+            TxnKind::CloseSession if !self.sessions.owned_by(txn.session_id, txn.owner) => {
+                Err(ErrorCode::SessionMoved)
             }
             TxnKind::CloseSession => {
                 self.close_session(txn.session_id, zxid, &mut changes);
@@ -78,6 +92,12 @@ impl State {
             TxnKind::Write(req) => {
                 if !self.sessions.contains(txn.session_id) {
                     Err(ErrorCode::SessionExpired)
+                } else if !self.sessions.owned_by(txn.session_id, txn.owner) {
+                    // Sent on a connection the session has left: applying
+                    // it now would put it after the session's later
+                    // requests (docs/ordering.md, "Session order across
+                    // connections").
+                    Err(ErrorCode::SessionMoved)
                 } else {
                     let ctx = WriteCtx {
                         zxid,
@@ -218,6 +238,7 @@ impl State {
             jute::write_i64(&mut out, s.id);
             jute::write_i32(&mut out, s.timeout_ms as i32);
             jute::write_buffer(&mut out, &s.password);
+            jute::write_i64(&mut out, s.owner as i64);
         }
         jute::write_i32(&mut out, self.members.len() as i32);
         for m in self.members.values() {
@@ -230,8 +251,8 @@ impl State {
     /// timeout from `now_ms`.
     pub fn decode_snapshot(buf: &[u8], now_ms: u64) -> Result<State, DecodeError> {
         let (&v, rest) = buf.split_first().ok_or(DecodeError::Truncated { needed: 1 })?;
-        // Version 1 had no member list.
-        if v != SNAPSHOT_VERSION && v != 1 {
+        // Version 1 had no member list, version 2 no session owners.
+        if !(1..=SNAPSHOT_VERSION).contains(&v) {
             return Err(DecodeError::Invalid("unknown snapshot format version"));
         }
         let mut r = Reader::new(rest);
@@ -267,7 +288,9 @@ impl State {
             let id = r.read_i64()?;
             let timeout = r.read_i32()? as u32;
             let password = r.read_buffer()?;
+            let owner = if v >= 3 { r.read_i64()? as u64 } else { 0 };
             sessions.insert(id, timeout, password, now_ms);
+            sessions.set_owner(id, owner);
         }
         let mut members = BTreeMap::new();
         if v >= 2 {
@@ -293,7 +316,7 @@ impl State {
     }
 }
 
-const SNAPSHOT_VERSION: u8 = 2;
+const SNAPSHOT_VERSION: u8 = 3;
 
 #[cfg(test)]
 mod tests {
@@ -308,6 +331,7 @@ mod tests {
             origin: 1,
             proposal: 0,
             session_id: session,
+            owner: 0,
             time_ms: 1000,
             auth: AuthInfo::new(None),
             kind,
@@ -352,6 +376,46 @@ mod tests {
             ErrorCode::SessionExpired
         );
         assert_eq!(s.last_zxid, 5);
+    }
+
+    #[test]
+    fn writes_from_a_connection_the_session_left_are_refused() {
+        let mut s = State::new();
+        let on = |owner: u64, kind: TxnKind| Txn {
+            owner,
+            ..txn(7, kind)
+        };
+        let password = vec![1; 16];
+        let open = TxnKind::CreateSession {
+            timeout_ms: 5000,
+            password: password.clone(),
+        };
+        s.apply(1, &on(0xa, open), 0);
+        assert_eq!(s.apply(2, &on(0xa, create("/a", 0)), 0).err, ErrorCode::Ok);
+        // Reattached on connection 0xb, with a wrong password first.
+        let attach = |password: Vec<u8>| TxnKind::Attach { password };
+        assert_eq!(
+            s.apply(3, &on(0xb, attach(vec![2; 16])), 0).err,
+            ErrorCode::SessionExpired
+        );
+        assert_eq!(s.apply(4, &on(0xa, create("/b", 0)), 0).err, ErrorCode::Ok);
+        assert_eq!(s.apply(5, &on(0xb, attach(password)), 0).err, ErrorCode::Ok);
+        // The old connection's late write and close are refused.
+        assert_eq!(
+            s.apply(6, &on(0xa, create("/c", 0)), 0).err,
+            ErrorCode::SessionMoved
+        );
+        assert!(!s.tree.contains("/c"));
+        let close = s.apply(7, &on(0xa, TxnKind::CloseSession), 0);
+        assert_eq!((close.err, close.ended_session), (ErrorCode::SessionMoved, None));
+        assert!(s.sessions.contains(7));
+        // The new one's go through; so does the leader's expiry (owner 0).
+        assert_eq!(s.apply(8, &on(0xb, create("/d", 0)), 0).err, ErrorCode::Ok);
+        // The owner survives a snapshot.
+        let r = State::decode_snapshot(&s.encode_snapshot(), 0).unwrap();
+        assert_eq!(r.sessions.get(7).unwrap().owner, 0xb);
+        assert_eq!(s.apply(9, &on(0, TxnKind::CloseSession), 0).err, ErrorCode::Ok);
+        assert!(!s.sessions.contains(7));
     }
 
     #[test]

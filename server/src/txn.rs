@@ -13,7 +13,8 @@ use proto::request::Request;
 
 use crate::acl::AuthInfo;
 
-const FORMAT_VERSION: u8 = 1;
+/// Version 2 added `owner`; version 1 entries decode with owner 0.
+const FORMAT_VERSION: u8 = 2;
 
 /// One committed change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,13 +24,21 @@ pub struct Txn {
     pub origin: u64,
     pub proposal: u64,
     pub session_id: i64,
+    /// The session attachment (connection) that sent the request: a token
+    /// the serving member drew when the client connected, recorded as the
+    /// session's owner by `CreateSession`/`Attach`. A `Write` or
+    /// `CloseSession` whose owner is not the session's current one is
+    /// refused with SESSIONMOVED (docs/ordering.md). 0: not tied to a
+    /// connection (expiry, reaper, entries written before version 2).
+    pub owner: u64,
     /// Proposer's wall clock (ms since the epoch): ctime/mtime and TTLs.
     pub time_ms: i64,
     pub auth: AuthInfo,
     pub kind: TxnKind,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Debug` leaves out session passwords.
+#[derive(Clone, PartialEq, Eq)]
 pub enum TxnKind {
     CreateSession {
         timeout_ms: u32,
@@ -37,6 +46,12 @@ pub enum TxnKind {
     },
     /// An explicit closeSession or an expiry decided by the leader.
     CloseSession,
+    /// A client reattached the session (same password) on a new
+    /// connection: the entry's `owner` becomes the session's owner, so the
+    /// old connection's writes still on their way are refused.
+    Attach {
+        password: Vec<u8>,
+    },
     /// A client write: create*, delete, setData, setACL, check, multi, sync.
     Write(Request),
     /// The container/TTL reaper: delete `path` if it is still reapable.
@@ -45,10 +60,27 @@ pub enum TxnKind {
     },
 }
 
+impl std::fmt::Debug for TxnKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TxnKind::CreateSession { timeout_ms, .. } => f
+                .debug_struct("CreateSession")
+                .field("timeout_ms", timeout_ms)
+                .field("password", &"<redacted>")
+                .finish(),
+            TxnKind::CloseSession => f.write_str("CloseSession"),
+            TxnKind::Attach { .. } => f.debug_struct("Attach").field("password", &"<redacted>").finish(),
+            TxnKind::Write(req) => f.debug_tuple("Write").field(req).finish(),
+            TxnKind::Reap { path } => f.debug_struct("Reap").field("path", path).finish(),
+        }
+    }
+}
+
 const KIND_CREATE_SESSION: i32 = 1;
 const KIND_CLOSE_SESSION: i32 = 2;
 const KIND_WRITE: i32 = 3;
 const KIND_REAP: i32 = 4;
+const KIND_ATTACH: i32 = 5;
 
 impl Txn {
     pub fn encode(&self) -> Vec<u8> {
@@ -57,6 +89,7 @@ impl Txn {
         jute::write_i64(&mut out, self.proposal as i64);
         jute::write_i64(&mut out, self.session_id);
         jute::write_i64(&mut out, self.time_ms);
+        jute::write_i64(&mut out, self.owner as i64);
         jute::write_bool(&mut out, self.auth.is_super);
         jute::write_i32(&mut out, self.auth.ids.len() as i32);
         for id in &self.auth.ids {
@@ -69,6 +102,10 @@ impl Txn {
                 jute::write_buffer(&mut out, password);
             }
             TxnKind::CloseSession => jute::write_i32(&mut out, KIND_CLOSE_SESSION),
+            TxnKind::Attach { password } => {
+                jute::write_i32(&mut out, KIND_ATTACH);
+                jute::write_buffer(&mut out, password);
+            }
             TxnKind::Write(req) => {
                 jute::write_i32(&mut out, KIND_WRITE);
                 jute::write_buffer(&mut out, &req.encode());
@@ -83,7 +120,7 @@ impl Txn {
 
     pub fn decode(buf: &[u8]) -> Result<Txn, DecodeError> {
         let (&version, rest) = buf.split_first().ok_or(DecodeError::Truncated { needed: 1 })?;
-        if version != FORMAT_VERSION {
+        if version != FORMAT_VERSION && version != 1 {
             return Err(DecodeError::Invalid("unknown log entry format version"));
         }
         let mut r = Reader::new(rest);
@@ -91,6 +128,7 @@ impl Txn {
         let proposal = r.read_i64()? as u64;
         let session_id = r.read_i64()?;
         let time_ms = r.read_i64()?;
+        let owner = if version >= 2 { r.read_i64()? as u64 } else { 0 };
         let is_super = r.read_bool()?;
         let ids: Vec<Id> = r.read_vec()?;
         let kind = match r.read_i32()? {
@@ -99,6 +137,9 @@ impl Txn {
                 password: r.read_buffer()?,
             },
             KIND_CLOSE_SESSION => TxnKind::CloseSession,
+            KIND_ATTACH => TxnKind::Attach {
+                password: r.read_buffer()?,
+            },
             KIND_WRITE => TxnKind::Write(Request::decode(&r.read_buffer()?)?),
             KIND_REAP => TxnKind::Reap {
                 path: r.read_string()?,
@@ -110,6 +151,7 @@ impl Txn {
             origin,
             proposal,
             session_id,
+            owner,
             time_ms,
             auth: AuthInfo { ids, is_super },
             kind,
@@ -139,6 +181,9 @@ mod tests {
                 password: vec![7; 16],
             },
             TxnKind::CloseSession,
+            TxnKind::Attach {
+                password: vec![9; 16],
+            },
             TxnKind::Write(Request {
                 xid: 3,
                 op: OpCode::SetData,
@@ -155,12 +200,35 @@ mod tests {
                 origin: 1,
                 proposal: 9,
                 session_id: 0x55,
+                owner: 0xfeed,
                 time_ms: 1234,
                 auth: auth.clone(),
                 kind,
             };
             assert_eq!(Txn::decode(&t.encode()).unwrap(), t);
         }
+    }
+
+    #[test]
+    fn version_1_entries_decode_without_an_owner() {
+        let t = Txn {
+            origin: 2,
+            proposal: 3,
+            session_id: 0x77,
+            owner: 0xabc,
+            time_ms: 5,
+            auth: AuthInfo::default(),
+            kind: TxnKind::CloseSession,
+        };
+        // Version 1 is version 2 without the owner field.
+        let v2 = t.encode();
+        let mut v1 = vec![1u8];
+        // origin, proposal, session, time: 4 × 8 bytes; then the owner.
+        v1.extend_from_slice(&v2[1..1 + 32]);
+        v1.extend_from_slice(&v2[1 + 40..]);
+        let d = Txn::decode(&v1).unwrap();
+        assert_eq!(d.owner, 0);
+        assert_eq!(Txn { owner: 0, ..t }, d);
     }
 
     #[test]

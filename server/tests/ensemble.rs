@@ -47,6 +47,10 @@
 //! - `watches_fire_for_changes_a_member_catches_up_on_by_snapshot`: a
 //!   client of a follower that falls behind and installs a snapshot still
 //!   gets its data, exists and child watch events (regression test).
+//! - `a_late_forwarded_write_is_not_applied_after_the_sessions_later_write`:
+//!   a write forwarded by a cut-off follower, delivered after its session
+//!   moved to another member and wrote again, is refused (SESSIONMOVED)
+//!   instead of applied out of session order (regression test).
 //!
 //! The tests run one at a time (each is several processes on few cores).
 //! Randomness comes from one seed per test, printed at the start; rerun
@@ -1472,5 +1476,118 @@ fn a_client_of_a_partitioned_follower_is_disconnected_before_its_session_expires
             expired - cut
         );
         ens.heal();
+    });
+}
+
+/// A write forwarded by a follower cut off from the leader is applied after
+/// the same session's later write, made through another member: session
+/// order (FIFO client order) is violated.
+///
+/// Setup: 3 members, peers linked through cuttable relays. Session S is
+/// connected to follower F. F is cut off from the others; S sends
+/// `setData(/x, "A")`. F forwards it (`PeerMessage::Forward`) to the leader
+/// it knew; the transport keeps the message queued while the link is down.
+/// S's client hears nothing (its pings queue behind the write), gives up on
+/// F after its connection timeout, reconnects to member G with the same
+/// session, and sends `setData(/x, "B")`, which commits: S has seen /x = B.
+/// The partition heals; F's transport reconnects and delivers the queued
+/// forward; the leader (the same one, same term: F never disrupted it)
+/// proposes it and /x becomes "A", a write S sent before "B" applied after
+/// it, without any further request from S.
+///
+/// Was a known bug (ensemble_known_bugs.rs); fixed by recording the
+/// session's attachment in the log (docs/ordering.md, "Session order across
+/// connections"): A arrives tagged with F's connection, S's reattach on G
+/// made G's connection the owner, so A applies as SESSIONMOVED.
+///
+/// Background: `transport` queues messages across reconnects (by design, fine
+/// for raft, which tolerates stale messages), and the leader proposes any
+/// `Forward` it receives (`Consensus::on_peer_message`) without checking
+/// that the session still belongs to the forwarding member. Dropping the
+/// queue on reconnect would narrow the window but not close it (a real
+/// partition that drops packets leaves the forward in TCP's retransmit
+/// queue, delivered late all the same). ZooKeeper closes it with session
+/// ownership: the leader tracks which server owns each session (it changes,
+/// through the log, when the session reconnects elsewhere) and rejects a
+/// request from a non-owner with SESSIONMOVED (`PrepRequestProcessor` /
+/// `SessionTrackerImpl.checkSession(id, owner)`).
+#[test]
+fn a_late_forwarded_write_is_not_applied_after_the_sessions_later_write() {
+    let _serial = serial("late-forward");
+    let _seed = seed("late-forward");
+    rt().block_on(async {
+        let ens = Ensemble::start(
+            "late-forward",
+            3,
+            Opts {
+                partitionable: true,
+                ..Opts::default()
+            },
+        )
+        .await;
+        let all = ens.all();
+        let l = ens.wait_leader(&all).await;
+        let f = all.iter().copied().find(|&i| i != l).unwrap();
+        let g = all.iter().copied().find(|&i| i != l && i != f).unwrap();
+        // S on F first (connect string F then G; the client shuffles, so
+        // retry until it lands on F).
+        let timeout = Duration::from_secs(5);
+        let s = {
+            let mut landed = None;
+            for _ in 0..60 {
+                let c = ens.client(&[f, g], timeout).await;
+                if ens.serves_session(f, c.session_id().0).await {
+                    landed = Some(c);
+                    break;
+                }
+            }
+            landed.expect("a client landing on the follower")
+        };
+        let sid = s.session_id();
+        s.create("/x", b"0", &PERSISTENT).await.unwrap();
+
+        ens.partition(&[&[f], &[l, g]]);
+        let a = s.set_data("/x", b"A", None);
+        let a = tokio::time::timeout(Duration::from_secs(20), a).await;
+        println!("[late-forward] write A through the cut-off follower: {a:?}");
+        assert!(
+            !matches!(a, Ok(Ok(_))),
+            "the cut-off follower acknowledged a write"
+        );
+        // The client fails over to G with its session and writes B.
+        let b = retry_on_loss("write B", || s.set_data("/x", b"B", None))
+            .await
+            .unwrap();
+        assert_eq!(s.session_id(), sid);
+        assert!(
+            ens.serves_session(g, sid.0).await,
+            "the session moved to the other follower"
+        );
+        assert_eq!(s.get_data("/x").await.unwrap().0, b"B");
+        println!(
+            "[late-forward] session {sid} moved to member {} and wrote B at zxid {:#x}",
+            ens.id(g),
+            b.mzxid
+        );
+
+        ens.heal();
+        ens.wait_leader(&all).await;
+        // A fresh session through F: its creation is forwarded on the same
+        // link, after anything F queued before it, so once it exists the
+        // fate of A is settled.
+        let probe = ens.client(&[f], Duration::from_secs(15)).await;
+        retry_on_loss("sync", || probe.sync("/x")).await.unwrap();
+        ens.wait_converged(&all).await;
+        let (d, st) = retry_on_loss("read", || s.get_data("/x")).await.unwrap();
+        println!(
+            "[late-forward] after healing /x = {:?} (mzxid {:#x})",
+            String::from_utf8_lossy(&d),
+            st.mzxid
+        );
+        assert_eq!(
+            d, b"B",
+            "session {sid}'s write A, sent before its write B, was applied after B (at zxid {:#x})",
+            st.mzxid
+        );
     });
 }

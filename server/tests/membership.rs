@@ -166,7 +166,7 @@ async fn leader_id(m: &Member) -> u64 {
 }
 
 /// POSTs a change to the leader, retrying while the newcomer catches up
-/// (would_lose_quorum) or an earlier change is still being applied.
+/// (would_lose_quorum, not_caught_up) or an earlier change is still being applied.
 async fn change(leader: &Member, method: &str, path: &str, body: &str, all: &[&Member]) -> Value {
     let mut last = None;
     let t = Instant::now();
@@ -176,7 +176,7 @@ async fn change(leader: &Member, method: &str, path: &str, body: &str, all: &[&M
             Some((409, v))
                 if matches!(
                     v["error"]["code"].as_str(),
-                    Some("would_lose_quorum" | "change_in_progress")
+                    Some("would_lose_quorum" | "change_in_progress" | "not_caught_up")
                 ) =>
             {
                 last = Some(v)
@@ -811,4 +811,122 @@ async fn reconfig_through_the_zookeeper_protocol() {
 
 fn version_of(stat: &zk::Stat) -> i64 {
     stat.mzxid
+}
+
+/// A member being added is not ready, and refuses client sessions, until it
+/// has applied a state at least as new as the one it was added at; it
+/// cannot be promoted before the leader sees it caught up
+/// (docs/admin-api.md). Three founding voters (so a fourth voter that is
+/// not replicating would not cost quorum, and only the catch-up check can
+/// refuse it), a tree of ~2 MB so the joiner's snapshot takes a while, then
+/// a joiner added as an observer: right after the add, promoting it is
+/// refused with 409 `not_caught_up`; every `/v1/status` it answers while
+/// catching up that says `ready: true` shows a `last_zxid` past the add;
+/// once caught up it is ready, takes a session that sees the tree, and can
+/// be promoted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joiner_is_not_ready_or_promotable_before_it_has_caught_up() {
+    let root = tempfile::tempdir().unwrap();
+    let p = free_ports(12);
+    let mut ms: Vec<Member> = (0..3)
+        .map(|i| Member::new(i as u64 + 1, root.path(), &p[i * 3..i * 3 + 3]))
+        .collect();
+    let founding: Vec<Member> = (0..3)
+        .map(|i| Member::new(i as u64 + 1, root.path(), &p[i * 3..i * 3 + 3]))
+        .collect();
+    let known: Vec<&Member> = founding.iter().collect();
+    for m in &mut ms {
+        m.start(&known, false);
+    }
+    let all: Vec<&Member> = ms.iter().collect();
+    until("a leader", &all, || async { leader_id(&ms[0]).await != 0 }).await;
+    let leader = &ms[leader_id(&ms[0]).await as usize - 1];
+    let c = zk::Client::connect(&leader.client.to_string()).await.unwrap();
+    let acl = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+    let blob = vec![7u8; 8 * 1024];
+    for i in 0..250 {
+        c.create(&format!("/big-{i}"), &blob, &acl).await.unwrap();
+    }
+
+    let joiner_known = [
+        &founding[0],
+        &founding[1],
+        &founding[2],
+        &Member::new(4, root.path(), &p[9..12]),
+    ];
+    let mut joiner = Member::new(4, root.path(), &p[9..12]);
+    joiner.start(&joiner_known, true);
+    until("the joiner's admin API", &all, || async {
+        status(&joiner).await.is_some()
+    })
+    .await;
+    let (code, _) = http(joiner.admin, "GET", "/readyz", "").await.unwrap();
+    assert_eq!(code, 503, "a joiner nobody added is not ready");
+
+    let before_add = last_zxid(leader).await;
+    let v = change(
+        leader,
+        "POST",
+        "/v1/members",
+        &member_json(&joiner, "observer"),
+        &all,
+    )
+    .await;
+    assert_eq!(ids(&v), [1, 2, 3, 4]);
+    // The raft index of the add (the change is answered once applied; no
+    // other client writes meanwhile).
+    let add_index = status(leader).await.unwrap()["raft_applied_index"]
+        .as_u64()
+        .unwrap();
+    let (code, v) = http(leader.admin, "POST", "/v1/members/4/promote", "")
+        .await
+        .unwrap();
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (409, Some("not_caught_up")),
+        "promoting a member that has not caught up: {v}"
+    );
+    let message = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("wait"), "the error says what to do: {message}");
+
+    // Watch the joiner catch up: whenever it says it is ready, its state
+    // must be at least the one it was added at.
+    let target = last_zxid(leader).await;
+    let mut polls = 0;
+    let t = Instant::now();
+    loop {
+        assert!(
+            t.elapsed() < DEADLINE,
+            "the joiner never caught up\n{}",
+            tail(&joiner.log())
+        );
+        if let Some(s) = status(&joiner).await {
+            polls += 1;
+            let (ready, zxid) = (s["ready"].as_bool(), s["last_zxid"].as_i64().unwrap_or(-1));
+            let applied = s["raft_applied_index"].as_u64().unwrap_or(0);
+            if ready == Some(true) {
+                assert!(
+                    zxid >= before_add && applied >= add_index,
+                    "the joiner reported ready at last_zxid {zxid:#x} / raft index {applied}, \
+                     older than the state it was added at ({before_add:#x} / {add_index}): {s}"
+                );
+            }
+            if ready == Some(true) && zxid >= target {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    println!("[joiner] {polls} status polls while catching up");
+    let (code, _) = http(joiner.admin, "GET", "/readyz", "").await.unwrap();
+    assert_eq!(code, 200);
+    let jc = zk::Client::connect(&joiner.client.to_string()).await.unwrap();
+    assert_eq!(jc.get_data("/big-249").await.unwrap().0, blob);
+    change(leader, "POST", "/v1/members/4/promote", "", &all).await;
+    drop(jc);
+    drop(c);
+    joiner.stop().await;
+    for m in &mut ms {
+        m.stop().await;
+    }
 }

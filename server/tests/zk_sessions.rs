@@ -647,3 +647,81 @@ async fn read_only_flag_is_answered_only_when_asked() {
     }
     ts.shutdown().await;
 }
+
+/// Session order across connections (docs/ordering.md): ZooKeeper orders a
+/// session's requests by session, not by connection. A client that
+/// pipelined writes on a connection and reattached on another before they
+/// were all read must not see any of them applied after a write it sent on
+/// the new connection. Each round pipelines 800 setData("A") without
+/// reading a reply, reattaches at once, writes "B", and checks, once the
+/// old connection is closed and a sync has run, that "B" is still the last
+/// write of the node; every old write is either before it or refused
+/// (SESSIONMOVED).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_of_a_replaced_connection_never_apply_after_the_new_ones() {
+    let ts = TestServer::start().await;
+    let set = |path: &str, data: &[u8]| {
+        RequestBody::SetData(proto::records::SetDataRequest {
+            path: path.into(),
+            data: Some(data.to_vec()),
+            version: -1,
+        })
+    };
+    for round in 0..20 {
+        let path = format!("/order{round}");
+        let mut old = ts.raw().await;
+        let c = RequestBody::Create(create_req(&path, b"0", 0));
+        assert_eq!(old.code(OpCode::Create, c).await, ErrorCode::Ok);
+        let mut batch = Vec::new();
+        for _ in 0..800 {
+            let x = old.take_xid();
+            batch.extend(Raw::frame(x, OpCode::SetData, set(&path, b"A")));
+        }
+        use tokio::io::AsyncWriteExt;
+        old.stream.write_all(&batch).await.unwrap();
+
+        let mut s = ts.tcp().await;
+        let rsp = handshake(
+            &mut s,
+            ConnectRequest {
+                session_id: old.session_id,
+                passwd: old.passwd.clone(),
+                ..new_session_request()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(rsp.session_id, old.session_id);
+        let mut new = Raw::established(s, rsp);
+        let (err, body) = new.call(OpCode::SetData, set(&path, b"B")).await;
+        assert_eq!(err, ErrorCode::Ok);
+        let Some(ResponseBody::Stat(b)) = body else {
+            panic!("setData reply: {body:?}")
+        };
+        assert_closed(&mut old.stream, "the old connection").await;
+        let sync = RequestBody::Sync(proto::records::SyncRequest { path: path.clone() });
+        assert_eq!(new.code(OpCode::Sync, sync).await, ErrorCode::Ok);
+        let (err, body) = new
+            .call(
+                OpCode::GetData,
+                RequestBody::GetData(GetDataRequest {
+                    path: path.clone(),
+                    watch: false,
+                }),
+            )
+            .await;
+        assert_eq!(err, ErrorCode::Ok);
+        let Some(ResponseBody::GetData(d)) = body else {
+            panic!("getData reply: {body:?}")
+        };
+        assert_eq!(
+            (d.data.as_deref(), d.stat.mzxid),
+            (Some(&b"B"[..]), b.mzxid),
+            "round {round}: a write of the old connection applied after the new connection's \
+             write (version {} after B's {})",
+            d.stat.version,
+            b.version
+        );
+    }
+    ts.shutdown().await;
+}

@@ -41,8 +41,9 @@ pub(crate) enum Command {
     Close(oneshot::Sender<Result<(), Error>>),
 }
 
-/// Values the task publishes for `Client` getters.
-#[derive(Debug, Default)]
+/// Values the task publishes for `Client` getters. `Debug` leaves out the
+/// session password (a `Client`'s `Debug` prints this).
+#[derive(Default)]
 pub(crate) struct Shared {
     pub session_id: AtomicI64,
     pub last_zxid: AtomicI64,
@@ -52,6 +53,27 @@ pub(crate) struct Shared {
     pub connection_losses: AtomicU64,
     pub moves_home: AtomicU64,
     pub requests: AtomicU64,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field(
+                "session_id",
+                &format_args!("{:#x}", self.session_id.load(Ordering::Relaxed)),
+            )
+            .field(
+                "last_zxid",
+                &format_args!("{:#x}", self.last_zxid.load(Ordering::Relaxed)),
+            )
+            .field("passwd", &"<redacted>")
+            .field("connects", &self.connects)
+            .field("failed_attempts", &self.failed_attempts)
+            .field("connection_losses", &self.connection_losses)
+            .field("moves_home", &self.moves_home)
+            .field("requests", &self.requests)
+            .finish()
+    }
 }
 
 impl Shared {

@@ -39,7 +39,7 @@ pub(crate) enum Matched {
     },
 }
 
-#[derive(Debug)]
+/// `Debug` leaves out the password.
 pub(crate) struct Session {
     pub session_id: i64,
     pub passwd: Vec<u8>,
@@ -49,6 +49,20 @@ pub(crate) struct Session {
     next_xid: i32,
     pub queued: VecDeque<Queued>,
     pub sent: VecDeque<Sent>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("session_id", &format_args!("{:#x}", self.session_id))
+            .field("passwd", &"<redacted>")
+            .field("timeout", &self.timeout)
+            .field("last_zxid", &format_args!("{:#x}", self.last_zxid))
+            .field("next_xid", &self.next_xid)
+            .field("queued", &self.queued)
+            .field("sent", &self.sent)
+            .finish()
+    }
 }
 
 impl Session {

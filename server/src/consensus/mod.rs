@@ -107,6 +107,8 @@ pub enum Command {
     /// given, the reply frame is written there when the entry applies.
     Propose {
         session_id: i64,
+        /// The sending connection's token (`Txn::owner`).
+        owner: u64,
         auth: AuthInfo,
         kind: TxnKind,
         reply: oneshot::Sender<Applied>,
@@ -126,6 +128,7 @@ pub enum Command {
     CreateSession {
         timeout_ms: u32,
         password: Vec<u8>,
+        owner: u64,
         reply: oneshot::Sender<Applied>,
     },
 }
@@ -139,9 +142,11 @@ pub struct Proposer {
 impl Proposer {
     /// Proposes a write; the receiver yields the applied outcome, or an
     /// error if the server is shutting down or lost leadership.
+    /// `owner` is the sending connection's token (`Txn::owner`).
     pub fn propose(
         &self,
         session_id: i64,
+        owner: u64,
         auth: AuthInfo,
         kind: TxnKind,
         sink: Option<ReplySink>,
@@ -149,6 +154,7 @@ impl Proposer {
         let (reply, rx) = oneshot::channel();
         let _ = self.tx.send(Command::Propose {
             session_id,
+            owner,
             auth,
             kind,
             reply,
@@ -174,14 +180,34 @@ impl Proposer {
         rx.await.unwrap_or(Err(MembershipError::Aborted))
     }
 
-    pub fn create_session(&self, timeout_ms: u32, password: Vec<u8>) -> oneshot::Receiver<Applied> {
+    /// Creates a session attached to the connection with token `owner`.
+    pub fn create_session(
+        &self,
+        timeout_ms: u32,
+        password: Vec<u8>,
+        owner: u64,
+    ) -> oneshot::Receiver<Applied> {
         let (reply, rx) = oneshot::channel();
         let _ = self.tx.send(Command::CreateSession {
             timeout_ms,
             password,
+            owner,
             reply,
         });
         rx
+    }
+
+    /// Reattaches an existing session to the connection with token `owner`
+    /// (`TxnKind::Attach`); applied with `SessionExpired` if the session is
+    /// gone or the password is wrong.
+    pub fn attach(&self, session_id: i64, password: Vec<u8>, owner: u64) -> oneshot::Receiver<Applied> {
+        self.propose(
+            session_id,
+            owner,
+            AuthInfo::default(),
+            TxnKind::Attach { password },
+            None,
+        )
     }
 }
 
@@ -249,6 +275,9 @@ pub struct Consensus {
     /// A membership change proposed and not yet applied: its entry index
     /// and who waits for it.
     pending_conf: Option<(u64, MembershipReply)>,
+    /// Whether this member has applied a state that lists it (see
+    /// `RaftView::joined`); once true, stays true.
+    joined: bool,
     /// Fired once the log recovered at startup is applied; see
     /// [`Consensus::caught_up`].
     caught_up: Option<oneshot::Sender<()>>,
@@ -404,7 +433,11 @@ impl Consensus {
             let _ = raw.campaign();
         }
         state.sessions.reset_deadlines(0);
+        let joined = !cfg.join || state.members.contains_key(&cfg.id);
         let hub = Hub::new(state);
+        hub.raft
+            .joined
+            .store(joined, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();
         let seed = crate::session::initial_session_id(cfg.id, wall_ms() as u64);
         debug!(
@@ -435,6 +468,7 @@ impl Consensus {
                 applied_term: snapshot_term,
                 snapshot_index,
                 pending_conf: None,
+                joined,
                 caught_up: None,
             },
             hub,
@@ -529,12 +563,13 @@ impl Consensus {
         match cmd {
             Command::Propose {
                 session_id,
+                owner,
                 auth,
                 kind,
                 reply,
                 sink,
             } => {
-                self.propose(session_id, auth, kind, Some(Waiting { done: reply, sink }));
+                self.propose(session_id, owner, auth, kind, Some(Waiting { done: reply, sink }));
             }
             Command::ChangeMembership { change, reply } => match self.start_membership_change(change) {
                 Ok(index) => self.pending_conf = Some((index, reply)),
@@ -559,12 +594,14 @@ impl Consensus {
             Command::CreateSession {
                 timeout_ms,
                 password,
+                owner,
                 reply,
             } => {
                 let id = self.next_session_id;
                 self.next_session_id += 1;
                 self.propose(
                     id,
+                    owner,
                     AuthInfo::default(),
                     TxnKind::CreateSession { timeout_ms, password },
                     Some(Waiting {
@@ -577,13 +614,21 @@ impl Consensus {
     }
 
     /// Returns whether raft took the proposal.
-    fn propose(&mut self, session_id: i64, auth: AuthInfo, kind: TxnKind, waiting: Option<Waiting>) -> bool {
+    fn propose(
+        &mut self,
+        session_id: i64,
+        owner: u64,
+        auth: AuthInfo,
+        kind: TxnKind,
+        waiting: Option<Waiting>,
+    ) -> bool {
         let proposal = self.next_proposal;
         self.next_proposal += 1;
         let txn = Txn {
             origin: self.cfg.id,
             proposal,
             session_id,
+            owner,
             time_ms: wall_ms(),
             auth,
             kind,
@@ -667,6 +712,13 @@ impl Consensus {
             .map(|(id, _)| *id)
             .collect();
         active.insert(self.cfg.id);
+        // An observer that has not caught up: say so, rather than what a
+        // promotion would do to quorum while it is behind.
+        if let MembershipChange::Promote(id) = change {
+            if self.raw.raft.prs().conf().learners().contains(&id) {
+                self.check_caught_up(id)?;
+            }
+        }
         let members = self.hub.state().members.clone();
         check_change(&members, &voters, &active, &change)?;
         info!(?change, "proposing a membership change");
@@ -674,6 +726,33 @@ impl Consensus {
             .propose_conf_change(vec![], change.to_conf_change())
             .map_err(|_| MembershipError::Aborted)?;
         Ok(self.raw.raft.raft_log.last_index())
+    }
+
+    /// An observer may be promoted only once caught up, as the leader's
+    /// progress tracker sees it: no snapshot is on its way to it, it has
+    /// acknowledged entries (`matched`: what it persisted, and for a
+    /// snapshot installed) and is within `CAUGHT_UP_LAG` of the leader's
+    /// commit index.
+    /// A voter that is not caught up cannot help commit, and a reader of
+    /// `/v1/status` might take its empty tree for the ensemble's.
+    fn check_caught_up(&self, id: u64) -> Result<(), MembershipError> {
+        let commit = self.raw.raft.raft_log.committed;
+        let (matched, no_snapshot_pending) = self
+            .raw
+            .raft
+            .prs()
+            .get(id)
+            .map(|p| (p.matched, p.state != raft::ProgressState::Snapshot))
+            .unwrap_or((0, false));
+        if no_snapshot_pending && matched > 0 && matched + CAUGHT_UP_LAG >= commit {
+            return Ok(());
+        }
+        Err(MembershipError::NotCaughtUp {
+            id,
+            matched,
+            commit,
+            lag: CAUGHT_UP_LAG,
+        })
     }
 
     /// Peers to keep connections to: every member the state knows.
@@ -837,6 +916,7 @@ impl Consensus {
             let mut state = self.hub.state();
             // The watches go with the connections closed just below.
             *state = fresh;
+            self.joined |= state.members.contains_key(&self.cfg.id);
             self.hub.close_all_sessions()
         };
         self.pending.clear();
@@ -899,7 +979,7 @@ impl Consensus {
         let expired = self.hub.state().sessions.expired(now);
         for s in expired {
             info!(session = format!("{s:#x}"), "session expired");
-            if self.propose(s, AuthInfo::default(), TxnKind::CloseSession, None) {
+            if self.propose(s, 0, AuthInfo::default(), TxnKind::CloseSession, None) {
                 // The session table's closing mark unschedules the session
                 // (`expired` never reports it again) and refuses resumes
                 // and touches until the close applies.
@@ -917,7 +997,13 @@ impl Consensus {
         let candidates = self.hub.state().tree.reap_candidates(wall_ms());
         for path in candidates {
             if self.reaping.insert(path.clone())
-                && !self.propose(0, AuthInfo::default(), TxnKind::Reap { path: path.clone() }, None)
+                && !self.propose(
+                    0,
+                    0,
+                    AuthInfo::default(),
+                    TxnKind::Reap { path: path.clone() },
+                    None,
+                )
             {
                 self.reaping.remove(&path);
             }
@@ -1017,6 +1103,7 @@ impl Consensus {
                             self.metrics.watch_events_sent(events);
                             state.members.values().cloned().collect::<Vec<_>>()
                         };
+                        self.joined |= members.iter().any(|m| m.id == self.cfg.id);
                         info!(?change, index = entry.index, "membership changed");
                         self.sync_peers();
                         if self.pending_conf.as_ref().is_some_and(|(i, _)| *i == entry.index) {
@@ -1123,5 +1210,6 @@ impl Consensus {
         v.applied.store(self.applied_index, Relaxed);
         v.leader_id.store(self.raw.raft.leader_id, Relaxed);
         v.is_leader.store(self.is_leader(), Relaxed);
+        v.joined.store(self.joined, Relaxed);
     }
 }

@@ -172,7 +172,11 @@ fn code_of(e: &MembershipError) -> ErrorCode {
     match e {
         MembershipError::NotLeader { .. } => ErrorCode::Unimplemented,
         MembershipError::InProgress => ErrorCode::ReconfigInProgress,
-        MembershipError::WouldLoseQuorum(_) => ErrorCode::NewConfigNoQuorum,
+        // ZooKeeper answers NEWCONFIGNOQUORUM when the new configuration's
+        // members are not up to date with the leader: the same refusal.
+        MembershipError::WouldLoseQuorum(_) | MembershipError::NotCaughtUp { .. } => {
+            ErrorCode::NewConfigNoQuorum
+        }
         MembershipError::Exists(_)
         | MembershipError::Unknown(_)
         | MembershipError::NotObserver(_)
