@@ -17,7 +17,10 @@ pub fn new_histogram() -> Histogram<u64> {
 
 /// What one connection task measured; merged into a [`Report`].
 pub struct Tally {
+    /// Latency of every request sent in the measuring window, whenever it
+    /// completed.
     pub hist: Histogram<u64>,
+    /// Replies that arrived within the window (throughput).
     pub ops: u64,
     /// Error replies by ZooKeeper error code.
     pub errors: BTreeMap<i32, u64>,
@@ -39,7 +42,19 @@ impl Default for Tally {
 impl Tally {
     pub fn record(&mut self, latency: Duration, err: i32) {
         self.ops += 1;
+        self.record_latency(latency);
+        if err != 0 {
+            *self.errors.entry(err).or_default() += 1;
+        }
+    }
+
+    pub fn record_latency(&mut self, latency: Duration) {
         let _ = self.hist.record((latency.as_micros() as u64).max(1));
+    }
+
+    /// A reply that arrived in the window, without its latency.
+    pub fn count(&mut self, err: i32) {
+        self.ops += 1;
         if err != 0 {
             *self.errors.entry(err).or_default() += 1;
         }

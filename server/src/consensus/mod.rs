@@ -961,6 +961,7 @@ impl Consensus {
         let committed = light.take_committed_entries();
         self.apply_entries(committed)?;
         self.raw.advance_apply();
+        self.trim_memory_log();
         self.maybe_snapshot()?;
         self.on_role_change();
         self.drop_clients_without_leader();
@@ -1044,6 +1045,26 @@ impl Consensus {
             }
         }
         Ok(())
+    }
+
+    /// A standalone server has no follower to send entries to, so its
+    /// in-memory copy of applied entries (otherwise everything since the
+    /// last snapshot, up to `snapshot_every` entries: hundreds of MB for a
+    /// bulk load) is dropped once applied; the WAL still holds them. Members
+    /// keep theirs for followers catching up by log.
+    fn trim_memory_log(&mut self) {
+        const KEEP_AT_MOST: u64 = 1024;
+        if self.transport.is_some() {
+            return;
+        }
+        let Ok(first) = Storage::first_index(&self.raw.store().mem) else {
+            return;
+        };
+        if self.applied_index > first + KEEP_AT_MOST {
+            if let Err(e) = self.raw.store().mem.wl().compact(self.applied_index) {
+                warn!(error = %e, "could not compact the in-memory log");
+            }
+        }
     }
 
     fn maybe_snapshot(&mut self) -> Result<(), ConsensusError> {
