@@ -244,12 +244,23 @@ pub struct Consensus {
     applied_index: u64,
     applied_term: u64,
     snapshot_index: u64,
+    /// A snapshot being written and fsynced on a blocking thread: its
+    /// metadata, and where its data and the result come back. The log is
+    /// compacted only once it is durable.
+    snapshot_job: Option<SnapshotJob>,
     /// A membership change proposed and not yet applied: its entry index
     /// and who waits for it.
     pending_conf: Option<(u64, MembershipReply)>,
     /// Fired once the log recovered at startup is applied; see
     /// [`Consensus::caught_up`].
     caught_up: Option<oneshot::Sender<()>>,
+}
+
+/// A snapshot save in flight (see `Consensus::maybe_snapshot`).
+struct SnapshotJob {
+    meta: raft::eraftpb::SnapshotMetadata,
+    started: Instant,
+    done: oneshot::Receiver<(Result<(), StorageError>, Vec<u8>)>,
 }
 
 impl Consensus {
@@ -431,6 +442,7 @@ impl Consensus {
                 applied_index: snapshot_index,
                 applied_term: snapshot_term,
                 snapshot_index,
+                snapshot_job: None,
                 pending_conf: None,
                 caught_up: None,
             },
@@ -1067,12 +1079,37 @@ impl Consensus {
         }
     }
 
+    /// Takes a snapshot every `snapshot_every` applied entries, or when
+    /// raft asked for a fresher one. The state is encoded here, under the
+    /// state lock (a consistent cut at `applied_index`); writing and
+    /// fsyncing the file, which takes far longer on a big tree, runs on a
+    /// blocking thread so writes keep flowing meanwhile. Once it is durable
+    /// (`finish_snapshot`) the log is compacted and raft may send it.
     fn maybe_snapshot(&mut self) -> Result<(), ConsensusError> {
+        if let Some(job) = self.snapshot_job.as_mut() {
+            match job.done.try_recv() {
+                Err(oneshot::error::TryRecvError::Empty) => return Ok(()),
+                Ok((result, data)) => {
+                    let job = self.snapshot_job.take().expect("checked");
+                    result?;
+                    self.finish_snapshot(job, data)?;
+                }
+                Err(oneshot::error::TryRecvError::Closed) => {
+                    self.snapshot_job = None;
+                    return Err(StorageError::Io {
+                        context: "writing a snapshot",
+                        path: self.cfg.data_dir.join("snapshots"),
+                        source: std::io::Error::other("the snapshot writer thread panicked"),
+                    }
+                    .into());
+                }
+            }
+        }
         let wanted = self.raw.store().take_wanted() && self.applied_index > self.snapshot_index;
         if !wanted && self.applied_index < self.snapshot_index + self.cfg.snapshot_every {
             return Ok(());
         }
-        let t = Instant::now();
+        let started = Instant::now();
         let data = self.hub.state().encode_snapshot();
         let conf_state = self.raw.store().initial_state()?.conf_state;
         let mut meta = raft::eraftpb::SnapshotMetadata {
@@ -1081,18 +1118,38 @@ impl Consensus {
             ..Default::default()
         };
         meta.set_conf_state(conf_state);
-        tokio::task::block_in_place(|| self.snapshots.save(&meta, &data))?;
-        let mut full = Snapshot::default();
-        full.set_metadata(meta.clone());
-        full.data = data.clone().into();
-        self.raw.store().set_latest(full);
+        // Not taken again until this one is done.
         self.snapshot_index = self.applied_index;
+        let (tx, done) = oneshot::channel();
+        let store = self.snapshots.clone();
+        let m = meta.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = store.save(&m, &data);
+            let _ = tx.send((result, data));
+        });
+        self.snapshot_job = Some(SnapshotJob { meta, started, done });
+        Ok(())
+    }
+
+    /// A snapshot is durable: hand it to raft, compact the in-memory log
+    /// and the WAL up to it, purge old snapshot files.
+    fn finish_snapshot(&mut self, job: SnapshotJob, data: Vec<u8>) -> Result<(), ConsensusError> {
+        let index = job.meta.index;
+        // A snapshot installed from the leader meanwhile is newer.
+        if self.raw.store().latest_index() > index {
+            return Ok(());
+        }
+        let bytes = data.len();
+        let mut full = Snapshot::default();
+        full.set_metadata(job.meta);
+        full.data = data.into();
+        self.raw.store().set_latest(full);
         // Keep the in-memory log from growing without bound; the WAL drops
         // whole segments covered by the snapshot.
-        if let Err(e) = self.raw.store().mem.wl().compact(self.applied_index) {
+        if let Err(e) = self.raw.store().mem.wl().compact(index) {
             warn!(error = %e, "could not compact the in-memory log");
         }
-        tokio::task::block_in_place(|| self.wal.compact(self.applied_index))?;
+        tokio::task::block_in_place(|| self.wal.compact(index))?;
         // Recovery never falls back to an older snapshot once the log is
         // compacted past it; keep only `snapshots_to_keep` of them. Failing
         // to delete one endangers nothing, so it is not fatal.
@@ -1103,9 +1160,9 @@ impl Consensus {
         }
         self.metrics.snapshot_taken();
         info!(
-            index = self.applied_index,
-            bytes = data.len(),
-            ms = t.elapsed().as_millis() as u64,
+            index,
+            bytes,
+            ms = job.started.elapsed().as_millis() as u64,
             "snapshot taken"
         );
         Ok(())
