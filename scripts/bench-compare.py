@@ -127,7 +127,7 @@ class Cluster:
 
     def __init__(self, system, n, base, tmp):
         self.system, self.n, self.base = system, n, base
-        self.dir = os.path.join(tmp, "%s-%d" % (system, n))
+        self.dir = os.path.join(tmp, "%s-%d-%d" % (system, n, base))
         self.ports = [base + i for i in range(n)]
         self.procs = []
 
@@ -427,6 +427,11 @@ def main():
         ceiling(a.base_port, a.quick, results)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        # Whatever was measured is written, even if a later step failed.
+        write_results(a, info, results, t0)
+
+
+def write_results(a, info, results, t0):
     info["loadavg_at_end"] = open("/proc/loadavg").read().split()[:3]
     info["minutes"] = round((time.time() - t0) / 60, 1)
     md = table(results)
