@@ -256,6 +256,7 @@ def workloads(quick):
         ("set, open loop 1000/s", common + ["--workload", "set", "--rate", "1000"]),
         ("session churn", common + ["--workload", "session-churn"]),
         ("ephemeral churn", common + ["--workload", "ephemeral-churn"]),
+        ("lock contention (recipe)", common + ["--workload", "lock"]),
         ("watch fan-out %s" % watchers, ["--workload", "watch", "--watchers", watchers, "--rounds", "5"]),
     ]
 

@@ -48,6 +48,10 @@ pub enum Workload {
     SessionChurn,
     /// connect, create an ephemeral znode, closeSession (which deletes it).
     EphemeralChurn,
+    /// lock contention: every session loops acquire + release of one lock
+    /// through the `zonekeeper-client` lock recipe (one operation is one
+    /// acquire and release).
+    Lock,
     /// create `count` znodes of `value_size` bytes, in multis of `batch`
     /// (the memory row: load, then read the server's RSS).
     Load,
@@ -335,7 +339,7 @@ async fn setup(cfg: &RunConfig) -> anyhow::Result<Box<dyn Fn(usize) -> Gen + Sen
                 value: value.clone(),
             })
         }
-        Workload::Watch | Workload::SessionChurn | Workload::EphemeralChurn => {
+        Workload::Watch | Workload::SessionChurn | Workload::EphemeralChurn | Workload::Lock => {
             unreachable!("driven elsewhere")
         }
     };
@@ -544,6 +548,32 @@ async fn churn_session(
     Ok(tally)
 }
 
+/// One lock-contention session: acquire, release, repeat, through the
+/// client crate's lock recipe.
+async fn lock_session(
+    servers: String,
+    path: String,
+    start: Arc<Start>,
+    live: Arc<Live>,
+) -> anyhow::Result<Tally> {
+    let cs: zonekeeper_client::connect_string::ConnectString = servers
+        .parse()
+        .map_err(|e| anyhow!("connect string {servers}: {e:?}"))?;
+    let client = zonekeeper_client::Client::connect(zonekeeper_client::ClientConfig::new(cs)).await;
+    let w = start.wait().await;
+    let client = client.map_err(|e| anyhow!("connecting: {e}"))?;
+    let lock = zonekeeper_client::recipes::Lock::new(client.clone(), &path).map_err(|e| anyhow!("{e}"))?;
+    let mut tally = Tally::default();
+    while Instant::now() < w.until {
+        let sent = Instant::now();
+        let guard = lock.acquire(None).await.map_err(|e| anyhow!("acquire: {e}"))?;
+        lock.release(guard).await.map_err(|e| anyhow!("release: {e}"))?;
+        w.count(&mut tally, &live, sent, Instant::now(), 0);
+    }
+    let _ = client.close().await;
+    Ok(tally)
+}
+
 /// Runs a workload and reports what it measured. Connection failures are
 /// reported in [`Report::failures`], not returned as errors, so a partial
 /// result is still printed; setup failures are errors.
@@ -555,10 +585,14 @@ pub async fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         return crate::fanout::run(cfg).await;
     }
     let live = Arc::new(Live::default());
-    let churn = matches!(cfg.workload, Workload::SessionChurn | Workload::EphemeralChurn);
+    let churn = matches!(
+        cfg.workload,
+        Workload::SessionChurn | Workload::EphemeralChurn | Workload::Lock
+    );
+    let tag = run_tag();
     let factory = if churn { None } else { Some(setup(cfg).await?) };
     let mut eph_parent = None;
-    if cfg.workload == Workload::EphemeralChurn {
+    if matches!(cfg.workload, Workload::EphemeralChurn | Workload::Lock) {
         let mut s = wire::connect(&cfg.servers[0]).await?;
         ensure(&mut s, &cfg.root, b"").await?;
         let p = format!("{}/e-{}", cfg.root, run_tag());
@@ -582,6 +616,11 @@ pub async fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     for c in 0..cfg.clients {
         let addr = cfg.servers[c % cfg.servers.len()].clone();
         let live = live.clone();
+        if cfg.workload == Workload::Lock {
+            let path = format!("{}/lock-{}", cfg.root, tag);
+            tasks.spawn(lock_session(cfg.servers.join(","), path, start.clone(), live));
+            continue;
+        }
         if churn {
             let eph = eph_parent.as_ref().map(|p| format!("{p}/{c}-"));
             let value = vec![b'v'; cfg.value_size];

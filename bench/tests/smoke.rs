@@ -61,6 +61,7 @@ async fn every_workload_completes_against_zonekeeper() {
         Workload::EphemeralChurn,
         Workload::Watch,
         Workload::Load,
+        Workload::Lock,
     ] {
         let r = zkbench::run(&quick(servers.clone(), w)).await.expect("run");
         assert_clean(&r);

@@ -319,7 +319,8 @@ pub struct CoordinationClusterStatus {
     /// Members whose pods are ready.
     #[serde(default)]
     pub ready_members: i32,
-    /// Server id of the leader, when known.
+    /// Server id of the leader, as the servers reported it in the last
+    /// pass; unset when no leader was found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leader: Option<i64>,
     /// The id allocation and what is known of each member. Ids are stored
@@ -329,6 +330,20 @@ pub struct CoordinationClusterStatus {
     /// The next server id to hand out; only ever grows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_member_id: Option<i64>,
+    /// Members no longer in the spec that are still in the ensemble: the
+    /// operator removes them (`DELETE /v1/members/{id}`) before their pods
+    /// go, then forgets them. Their ids stay retired.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retiring: Vec<MemberStatus>,
+    /// The ensemble has formed (a leader was seen). From then on membership
+    /// changes go through the admin API, and every member's config says
+    /// `join = true`, so a member with an empty volume waits to be added
+    /// instead of founding a second ensemble.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bootstrapped: bool,
+    /// The day-2 step taken or waited on in the last pass, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
     /// Client endpoints per zone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub zones: Vec<ZoneStatus>,
@@ -372,6 +387,13 @@ pub struct MemberStatus {
     /// Whether the pod is ready, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready: Option<bool>,
+    /// `leader`, `follower`, `observer` (in the ensemble), `joining` (its
+    /// server runs, not added yet), `starting` or `retired`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// The last zxid its server applied (`/v1/status`), when it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_zxid: Option<i64>,
 }
 
 /// A zone's client endpoint.

@@ -57,8 +57,9 @@ pub const RUN_AS: i64 = 65532;
 
 /// Field manager of every server-side apply.
 pub const MANAGER: &str = "zonekeeper-operator";
-/// Pod-template annotation carrying a hash of the whole server config, so
-/// that a membership change makes a new StatefulSet revision.
+/// Pod-template annotation carrying a hash of the shared server settings,
+/// so that a settings change makes a new StatefulSet revision (and a
+/// rolling restart); membership changes do not.
 pub const CONFIG_HASH_ANNOTATION: &str = "zonekeeper.io/config-hash";
 /// Label with the zone name on zone-scoped objects and pods.
 pub const ZONE_LABEL: &str = "zonekeeper.io/zone";
@@ -161,6 +162,9 @@ pub struct Desired {
     pub objects: Vec<Object>,
     /// Members with their ids, in zone then ordinal order.
     pub members: Vec<MemberStatus>,
+    /// Members to remove from the ensemble before their pods go (ids.rs);
+    /// their pods and configs stay until then.
+    pub retiring: Vec<MemberStatus>,
     /// The next id to hand out (goes to `status.nextMemberId`).
     pub next_member_id: i64,
 }
@@ -247,12 +251,13 @@ pub fn desired(cc: &CoordinationCluster, platform: Platform) -> Result<Desired, 
     let owner = cc.controller_owner_ref(&()).ok_or(Invalid::NoUid)?;
     let Allocation {
         members,
+        retiring,
         next_member_id,
     } = allocate(cc)?;
     let names = Names::new(cc, &ns);
 
-    let config = config_map(cc, &names, &owner, &members);
-    let hash = config_hash(&config);
+    let config = config_map(cc, &names, &owner, &members, &retiring);
+    let hash = settings_hash(cc);
 
     let mut objects = vec![Object::ConfigMap(config)];
     objects.push(Object::Service(peer_service(cc, &names, &owner)));
@@ -268,20 +273,31 @@ pub fn desired(cc: &CoordinationCluster, platform: Platform) -> Result<Desired, 
             Some(&zone.name),
         )));
     }
-    for zone in &cc.spec.zones {
+    // A zone's StatefulSet keeps the pods of its retiring members (a zone
+    // removed from the spec keeps its StatefulSet until they are gone).
+    let mut zones: Vec<&str> = cc.spec.zones.iter().map(|z| z.name.as_str()).collect();
+    for r in &retiring {
+        if !zones.contains(&r.zone.as_str()) {
+            zones.push(&r.zone);
+        }
+    }
+    for zone in zones {
+        let replicas = members
+            .iter()
+            .chain(&retiring)
+            .filter(|m| m.zone == zone)
+            .map(|m| m.ordinal + 1)
+            .max()
+            .unwrap_or(0);
         objects.push(Object::StatefulSet(stateful_set(
-            cc,
-            &names,
-            &owner,
-            &zone.name,
-            zone.members(),
-            &hash,
+            cc, &names, &owner, zone, replicas, &hash,
         )));
     }
     objects.push(Object::PodDisruptionBudget(disruption_budget(cc, &names, &owner)));
     Ok(Desired {
         objects,
         members,
+        retiring,
         next_member_id,
     })
 }
@@ -400,6 +416,11 @@ pub struct ServerConfig {
     pub four_letter_words: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot_every_entries: Option<i64>,
+    /// Set once the ensemble has formed: a member with an empty data
+    /// directory waits for the leader to add it (`members` then only says
+    /// whom to reach) instead of founding an ensemble of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub join: Option<bool>,
     /// The ensemble; last, so TOML puts the `[[members]]` tables at the end.
     pub members: Vec<MemberConfig>,
 }
@@ -416,28 +437,45 @@ pub struct MemberConfig {
     pub role: MemberRole,
 }
 
+/// How a member is advertised to the others (its `[[members]]` entry, and
+/// the body of `POST /v1/members` when the operator adds it).
+pub fn advertised(names: &Names, m: &MemberStatus) -> MemberConfig {
+    let host = names.pod_host(&m.zone, m.ordinal);
+    MemberConfig {
+        id: m.id,
+        zone: m.zone.clone(),
+        peer_addr: format!("{host}:{PEER_PORT}"),
+        client_addr: format!("{host}:{CLIENT_PORT}"),
+        role: m.role,
+    }
+}
+
 /// Every member's config, keyed by pod name.
+///
+/// Before the ensemble has formed, the config is the founding one: every
+/// desired member, `join` unset. Afterwards (`status.bootstrapped`) each
+/// member says `join = true` and lists the desired and retiring members as
+/// whom to reach; the ensemble's real membership lives in its log. A pod
+/// that still holds a retiring member keeps that member's config until the
+/// member is removed (plan.rs), then gets the new member's.
 pub fn server_configs(
     cc: &CoordinationCluster,
     names: &Names,
     members: &[MemberStatus],
+    retiring: &[MemberStatus],
 ) -> BTreeMap<String, ServerConfig> {
-    let ensemble: Vec<MemberConfig> = members
-        .iter()
-        .map(|m| {
-            let host = names.pod_host(&m.zone, m.ordinal);
-            MemberConfig {
-                id: m.id,
-                zone: m.zone.clone(),
-                peer_addr: format!("{host}:{PEER_PORT}"),
-                client_addr: format!("{host}:{CLIENT_PORT}"),
-                role: m.role,
-            }
-        })
-        .collect();
+    let bootstrapped = cc.status.as_ref().is_some_and(|s| s.bootstrapped);
+    let known: Vec<&MemberStatus> = if bootstrapped {
+        members.iter().chain(retiring).collect()
+    } else {
+        members.iter().collect()
+    };
+    let mut ensemble: Vec<MemberConfig> = known.iter().map(|m| advertised(names, m)).collect();
+    ensemble.sort_by_key(|m| m.id);
     let s = &cc.spec.server;
     members
         .iter()
+        .chain(retiring)
         .map(|m| {
             let config = ServerConfig {
                 id: m.id,
@@ -452,10 +490,12 @@ pub fn server_configs(
                 max_client_connections: s.max_client_connections,
                 four_letter_words: s.four_letter_words.clone(),
                 snapshot_every_entries: s.snapshot_every_entries,
+                join: bootstrapped.then_some(true),
                 members: ensemble.clone(),
             };
             (m.pod.clone(), config)
         })
+        // a retiring member comes later, so it keeps its pod's entry
         .collect()
 }
 
@@ -464,8 +504,9 @@ fn config_map(
     names: &Names,
     owner: &OwnerReference,
     members: &[MemberStatus],
+    retiring: &[MemberStatus],
 ) -> ConfigMap {
-    let data = server_configs(cc, names, members)
+    let data = server_configs(cc, names, members, retiring)
         .into_iter()
         .map(|(pod, config)| {
             let text = toml::to_string(&config).expect("the server config serializes to TOML");
@@ -479,15 +520,17 @@ fn config_map(
     }
 }
 
-/// FNV-1a (64 bit) of the ConfigMap's data: stable across Rust versions and
-/// platforms, unlike `DefaultHasher`, so golden files stay valid.
-fn config_hash(config: &ConfigMap) -> String {
+/// FNV-1a (64 bit) of the server settings every member shares (not the ids
+/// or the member list: membership changes go through the admin API and need
+/// no restart, while a changed setting restarts every member, one at a
+/// time). Stable across Rust versions and platforms, unlike
+/// `DefaultHasher`, so golden files stay valid.
+fn settings_hash(cc: &CoordinationCluster) -> String {
+    let text = serde_json::to_string(&cc.spec.server).expect("settings serialize");
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for (k, v) in config.data.iter().flatten() {
-        for b in k.bytes().chain([0]).chain(v.bytes()).chain([0]) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
     }
     format!("{h:016x}")
 }
@@ -812,5 +855,102 @@ fn disruption_budget(cc: &CoordinationCluster, names: &Names, owner: &OwnerRefer
             ..PodDisruptionBudgetSpec::default()
         }),
         ..PodDisruptionBudget::default()
+    }
+}
+
+#[cfg(test)]
+mod test {
+    //! `validate`: the operator's second line behind the CRD's schema and
+    //! CEL rules (crd.rs tests those). Each refused spec gets a message
+    //! saying what to change, and `desired()` returns no objects at all.
+
+    use super::*;
+
+    fn refused(cc: &CoordinationCluster, expected: &str) {
+        match desired(cc, Platform::KUBERNETES_1_28) {
+            Err(e) => assert!(e.to_string().contains(expected), "{e}"),
+            Ok(_) => panic!("accepted; expected a refusal containing {expected:?}"),
+        }
+    }
+
+    #[test]
+    fn every_schema_rule_is_checked_again() {
+        let base = CoordinationCluster::test;
+        refused(&base().with_zones(&[("a", 1, 0), ("a", 2, 0)]), "appears twice");
+        refused(&base().with_zones(&[("a", 0, 1)]), "0 voters in total");
+        refused(
+            &base().with_zones(&[("a", 2, 0)]),
+            "2 voters in total; use an odd number",
+        );
+        refused(&base().with_zones(&[("a", 4, 0), ("b", 5, 0)]), "9 voters");
+        refused(&base().with_zones(&[("a", 3, -1)]), "must not be negative");
+        refused(
+            &base().with_zones(&[("a", 1, 0), ("b", 0, 0)]),
+            "no voters and no observers",
+        );
+        refused(&base().with_zones(&[("A_1", 1, 0)]), "not a DNS label");
+        refused(&base().with_zones(&[]), "at least one zone");
+        let mut cc = base();
+        cc.spec.storage.size = "-1Gi".into();
+        refused(&cc, "not a positive quantity");
+        cc.spec.storage.size = "0".into();
+        refused(&cc, "not a positive quantity");
+        let mut cc = base();
+        cc.spec.image.clear();
+        refused(&cc, "spec.image");
+        let mut cc = base();
+        cc.spec.server.min_session_timeout_ms = Some(10);
+        cc.spec.server.max_session_timeout_ms = Some(5);
+        refused(&cc, "exceeds maxSessionTimeoutMs");
+        let mut cc = base();
+        cc.metadata.name = Some("n".repeat(60));
+        refused(&cc, "longer than 51");
+    }
+
+    #[test]
+    fn a_resource_not_read_from_the_api_server_is_refused() {
+        let mut cc = CoordinationCluster::test();
+        cc.metadata.uid = None;
+        assert_eq!(desired(&cc, Platform::KUBERNETES_1_28), Err(Invalid::NoUid));
+        cc.metadata.namespace = None;
+        assert!(desired(&cc, Platform::KUBERNETES_1_28).is_err());
+    }
+
+    #[test]
+    fn membership_changes_do_not_change_the_pod_template_but_settings_do() {
+        let template = |cc: &CoordinationCluster| {
+            desired(cc, Platform::KUBERNETES_1_28)
+                .unwrap()
+                .objects
+                .into_iter()
+                .find_map(|o| match o {
+                    Object::StatefulSet(s) if s.name_any() == "coord-a" => Some(s.spec.unwrap().template),
+                    _ => None,
+                })
+                .unwrap()
+        };
+        let cc = CoordinationCluster::test().allocated();
+        let bigger = cc
+            .clone()
+            .with_zones(&[("a", 1, 0), ("b", 3, 0), ("c", 1, 2)])
+            .allocated();
+        assert_eq!(template(&cc), template(&bigger), "no rolling restart for a scale");
+        let mut tuned = cc.clone();
+        tuned.spec.server.tick_ms = Some(50);
+        assert_ne!(template(&cc), template(&tuned), "a setting restarts every member");
+    }
+
+    #[test]
+    fn configs_join_once_the_ensemble_has_formed() {
+        let cc = CoordinationCluster::test().allocated();
+        let names = Names::new(&cc, "default");
+        let d = desired(&cc, Platform::KUBERNETES_1_28).unwrap();
+        let founding = server_configs(&cc, &names, &d.members, &d.retiring);
+        assert!(founding
+            .values()
+            .all(|c| c.join.is_none() && c.members.len() == 3));
+        let formed = cc.bootstrapped();
+        let joined = server_configs(&formed, &names, &d.members, &d.retiring);
+        assert!(joined.values().all(|c| c.join == Some(true)));
     }
 }

@@ -20,6 +20,12 @@
 //!   recorded. Ids are 1..=255 (the server's range); running out is an
 //!   error reported in status, never a reuse.
 //!
+//! - Once the ensemble has formed (`status.bootstrapped`), a slot that goes
+//!   away does not vanish at once: its member moves to `status.retiring`
+//!   until the controller has removed it from the ensemble (plan.rs), so
+//!   its pod stays until then. Before that, membership is the static
+//!   founding config and a dropped slot is simply dropped.
+//!
 //! The controller records a new allocation in status before it applies any
 //! object that uses it, so an id is never handed out twice even if the
 //! operator crashes between the two.
@@ -37,6 +43,8 @@ pub const MAX_ID: i64 = 255;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Allocation {
     pub members: Vec<MemberStatus>,
+    /// Members to remove from the ensemble before their pods go.
+    pub retiring: Vec<MemberStatus>,
     pub next_member_id: i64,
 }
 
@@ -47,6 +55,7 @@ pub fn allocate(cc: &CoordinationCluster) -> Result<Allocation, Invalid> {
     let previous = &status.members;
     let mut next = previous
         .iter()
+        .chain(&status.retiring)
         .map(|m| m.id + 1)
         .chain(status.next_member_id)
         .chain([1])
@@ -80,11 +89,25 @@ pub fn allocate(cc: &CoordinationCluster) -> Result<Allocation, Invalid> {
                 pod: names.pod(&zone.name, ordinal),
                 role,
                 ready: kept.and_then(|m| m.ready),
+                state: kept.and_then(|m| m.state.clone()),
+                last_zxid: kept.and_then(|m| m.last_zxid),
             });
         }
     }
+    let mut retiring = status.retiring.clone();
+    if status.bootstrapped {
+        retiring.extend(
+            previous
+                .iter()
+                .filter(|p| !members.iter().any(|m| m.id == p.id))
+                .cloned(),
+        );
+    }
+    retiring.sort_by_key(|m| m.id);
+    retiring.dedup_by_key(|m| m.id);
     Ok(Allocation {
         members,
+        retiring,
         next_member_id: next,
     })
 }
@@ -207,6 +230,43 @@ mod test {
         cc.status.as_mut().unwrap().next_member_id = None;
         let more = cc.with_zones(&[("a", 2, 0), ("b", 1, 0), ("c", 0, 0)]);
         assert_eq!(allocate(&more).unwrap().members[1].id, 4);
+    }
+
+    #[test]
+    fn after_bootstrap_dropped_slots_retire_until_forgotten() {
+        let mut three = CoordinationCluster::test().with_zones(&[("a", 3, 0)]).allocated();
+        three.status.as_mut().unwrap().bootstrapped = true;
+        let one = three.with_zones(&[("a", 1, 0)]);
+        let a = allocate(&one).unwrap();
+        assert_eq!(a.members.iter().map(|m| m.id).collect::<Vec<_>>(), [1]);
+        assert_eq!(
+            a.retiring
+                .iter()
+                .map(|m| (m.id, m.pod.as_str()))
+                .collect::<Vec<_>>(),
+            [(2, "coord-a-1"), (3, "coord-a-2")]
+        );
+        // recorded, then scaled up again before the removals finished:
+        // the retiring stay retiring, the slots get fresh ids
+        let recorded = one.allocated();
+        assert_eq!(recorded.status.as_ref().unwrap().retiring.len(), 2);
+        let again = recorded.with_zones(&[("a", 2, 0)]);
+        let a = allocate(&again).unwrap();
+        assert_eq!(a.members.iter().map(|m| m.id).collect::<Vec<_>>(), [1, 4]);
+        assert_eq!(a.retiring.iter().map(|m| m.id).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(a.next_member_id, 5);
+    }
+
+    #[test]
+    fn a_lost_counter_is_rebuilt_above_retiring_ids_too() {
+        let mut cc = CoordinationCluster::test().with_zones(&[("a", 1, 0)]);
+        let mut retired = CoordinationCluster::test().allocated().status.unwrap().members;
+        retired.retain(|m| m.id == 3);
+        cc.status = Some(CoordinationClusterStatus {
+            retiring: retired,
+            ..Default::default()
+        });
+        assert_eq!(allocate(&cc).unwrap().members[0].id, 4);
     }
 
     #[test]

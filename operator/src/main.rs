@@ -7,10 +7,12 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use std::time::Duration;
+use zonekeeper_operator::admin::{AdminClient, Endpoints};
 use zonekeeper_operator::controller::{self, Context};
 use zonekeeper_operator::desired::Platform;
 use zonekeeper_operator::metrics::Metrics;
-use zonekeeper_operator::{http, render, telemetry};
+use zonekeeper_operator::{http, lease, render, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -27,6 +29,27 @@ struct Cli {
     /// Log one JSON object per line.
     #[arg(long, env = "ZONEKEEPER_OPERATOR_LOG_JSON")]
     log_json: bool,
+    /// Campaign for a coordination.k8s.io Lease and act only while holding
+    /// it, so several replicas can run (one acts, the others wait).
+    #[arg(long, env = "ZONEKEEPER_OPERATOR_LEADER_ELECTION")]
+    leader_election: bool,
+    /// The Lease's namespace (default: the pod's, from POD_NAMESPACE).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    /// The Lease's name.
+    #[arg(
+        long,
+        env = "ZONEKEEPER_OPERATOR_LEASE_NAME",
+        default_value = "zonekeeper-operator"
+    )]
+    lease_name: String,
+    /// This replica's identity in the Lease (default: POD_NAME, else the
+    /// host name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Timeout of each request to a server's admin API.
+    #[arg(long, env = "ZONEKEEPER_OPERATOR_ADMIN_TIMEOUT_MS", default_value_t = 5000)]
+    admin_timeout_ms: u64,
 }
 
 #[derive(Subcommand)]
@@ -69,15 +92,43 @@ async fn main() -> anyhow::Result<()> {
     let platform = controller::detect_platform(&client).await?;
     tracing::info!(?platform, "connected");
     let metrics = Arc::new(Metrics::default());
-    let ctx = Arc::new(Context::new(client, metrics.clone(), platform));
+    let admin = AdminClient::new(Duration::from_millis(cli.admin_timeout_ms), Endpoints::Dns);
+    let ctx = Arc::new(Context::new(client.clone(), metrics.clone(), platform, admin));
 
     let listener = tokio::net::TcpListener::bind(cli.http_addr)
         .await
         .context("binding the HTTP port")?;
-    let server = axum::serve(listener, http::router(metrics)).with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
+    // /healthz answers while waiting for the lease too: a follower is healthy.
+    let server = tokio::spawn(async move {
+        axum::serve(listener, http::router(metrics))
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
     });
-    let (_, served) = tokio::join!(controller::run(ctx), server);
-    served.context("HTTP server")?;
-    Ok(())
+    if !cli.leader_election {
+        controller::run(ctx).await;
+        return server.await?.context("HTTP server");
+    }
+    let identity = cli
+        .identity
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .context("--identity (or POD_NAME/HOSTNAME) is needed for leader election")?;
+    let elector = lease::Elector::new(client, &cli.lease_namespace, &cli.lease_name, &identity);
+    tokio::select! {
+        _ = elector.acquire() => {}
+        _ = tokio::signal::ctrl_c() => return Ok(()),
+    }
+    tokio::select! {
+        _ = controller::run(ctx) => {
+            if let Err(e) = elector.release().await {
+                tracing::warn!(error = %e, "could not release the lease");
+            }
+            server.await?.context("HTTP server")
+        }
+        _ = elector.keep() => {
+            // Stop acting at once: another replica may lead now.
+            anyhow::bail!("lost the lease {}; exiting so that only the leader acts", cli.lease_name)
+        }
+    }
 }

@@ -42,9 +42,11 @@ impl Default for Metrics {
         let actions = IntCounterVec::new(
             Opts::new(
                 "zonekeeper_operator_actions_total",
-                "Changes made to clusters: apply, restart_pod, prune, allocate_ids",
+                "Changes made to clusters, by action (allocate_ids, apply, prune, delete_volumes, \
+                 add_member, promote_member, remove_member, transfer_leader, restart_member, retire_member) and \
+                 result (ok, failed)",
             ),
-            &["action"],
+            &["action", "result"],
         )
         .expect("valid metric");
         for c in [

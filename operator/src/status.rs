@@ -3,8 +3,8 @@
 //! Owns: [`observe`], which folds the desired members and the pods and
 //! StatefulSets read back from the API server into a
 //! [`CoordinationClusterStatus`] (phase, conditions, per-member readiness,
-//! per-zone endpoints), and [`restart_candidate`], which picks the one pod a
-//! quorum-safe rolling restart may delete next.
+//! per-zone endpoints, each member's ensemble state and last zxid, the
+//! day-2 step in progress). Which step comes next is plan.rs's job.
 //!
 //! Must not: do I/O. The clock comes in as an argument, and a condition keeps
 //! its `lastTransitionTime` while its status does not change, so writing the
@@ -15,13 +15,17 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
 
-use crate::crd::{CoordinationCluster, CoordinationClusterStatus, MemberRole, ZoneStatus};
+use std::collections::BTreeMap;
+
+use crate::crd::{CoordinationCluster, CoordinationClusterStatus, MemberRole, MemberStatus, ZoneStatus};
 use crate::desired::{Desired, Names};
 
 /// Phases, as shown by `kubectl get cc`.
 pub mod phase {
     pub const PENDING: &str = "Pending";
     pub const RUNNING: &str = "Running";
+    /// Every member ready, a day-2 step (scale, restart) in progress.
+    pub const UPDATING: &str = "Updating";
     pub const DEGRADED: &str = "Degraded";
     pub const PAUSED: &str = "Paused";
     pub const INVALID: &str = "Invalid";
@@ -36,7 +40,7 @@ pub fn pod_ready(pod: &Pod) -> bool {
 }
 
 /// Whether a pod runs its StatefulSet's current template.
-fn pod_current(pod: &Pod, sets: &[StatefulSet]) -> bool {
+pub fn pod_current(pod: &Pod, sets: &[StatefulSet]) -> bool {
     let Some(owner) = pod.owner_references().iter().find(|o| o.kind == "StatefulSet") else {
         return true;
     };
@@ -51,12 +55,31 @@ fn pod_current(pod: &Pod, sets: &[StatefulSet]) -> bool {
     pod.labels().get("controller-revision-hash") == Some(&update)
 }
 
+/// What the servers said and what the planner did this pass.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Seen {
+    /// The leader's id, when one was found.
+    pub leader: Option<i64>,
+    /// The ensemble's member ids as the leader lists them (`None` without
+    /// a leader). A desired member outside it is being added, not down.
+    pub in_ensemble: Option<std::collections::BTreeSet<i64>>,
+    /// Member id -> (state, last zxid), from plan::member_state and
+    /// `/v1/status`.
+    pub states: BTreeMap<i64, (String, Option<i64>)>,
+    /// Retiring members still to remove (the forgotten ones left out).
+    pub retiring: Vec<MemberStatus>,
+    pub bootstrapped: bool,
+    /// The step taken or waited on: (reason, sentence); `None` when idle.
+    pub step: Option<(String, String)>,
+}
+
 /// The status for `cc` given what was applied and what runs.
 pub fn observe(
     cc: &CoordinationCluster,
     desired: &Desired,
     sets: &[StatefulSet],
     pods: &[Pod],
+    seen: &Seen,
     now: &Time,
 ) -> CoordinationClusterStatus {
     let names = Names::new(cc, &cc.namespace().unwrap_or_default());
@@ -64,15 +87,40 @@ pub fn observe(
     let find = |name: &str| pods.iter().find(|p| p.name_any() == name);
 
     let mut members = desired.members.clone();
-    for m in &mut members {
+    let mut retiring = seen.retiring.clone();
+    for m in members.iter_mut().chain(retiring.iter_mut()) {
         m.ready = Some(find(&m.pod).is_some_and(pod_ready));
+        let (state, zxid) = seen
+            .states
+            .get(&m.id)
+            .cloned()
+            .unwrap_or(("starting".into(), None));
+        m.state = Some(state);
+        m.last_zxid = zxid;
+    }
+    // a retiring member's pod may now hold a new member: its readiness is
+    // the new member's
+    for r in &mut retiring {
+        if members.iter().any(|m| m.pod == r.pod) {
+            r.ready = None;
+        }
     }
     let ready = members.iter().filter(|m| m.ready == Some(true)).count() as i32;
     let total = members.len() as i32;
-    let voters = members.iter().filter(|m| m.role == MemberRole::Voter).count();
+    // new members not added yet are not "down", and do not count for the
+    // quorum (the ensemble does not have them yet)
+    let joining = |m: &MemberStatus| seen.in_ensemble.as_ref().is_some_and(|e| !e.contains(&m.id));
+    let down = members
+        .iter()
+        .filter(|m| m.ready != Some(true) && !joining(m))
+        .count() as i32;
+    let voters = members
+        .iter()
+        .filter(|m| m.role == MemberRole::Voter && !joining(m))
+        .count();
     let ready_voters = members
         .iter()
-        .filter(|m| m.role == MemberRole::Voter && m.ready == Some(true))
+        .filter(|m| m.role == MemberRole::Voter && m.ready == Some(true) && !joining(m))
         .count();
     let quorum = ready_voters > voters / 2;
     let outdated = members
@@ -94,8 +142,10 @@ pub fn observe(
         })
         .collect();
 
-    let phase = if ready == total && outdated == 0 {
+    let phase = if ready == total && outdated == 0 && seen.step.is_none() {
         phase::RUNNING
+    } else if down == 0 {
+        phase::UPDATING
     } else if ready == 0 && previous.phase.as_deref() != Some(phase::RUNNING) {
         phase::PENDING
     } else {
@@ -114,7 +164,9 @@ pub fn observe(
             format!("{ready}/{total} members ready"),
         )
     };
-    let (prog_status, prog_reason, prog_message) = if ready < total {
+    let (prog_status, prog_reason, prog_message) = if let Some((reason, message)) = &seen.step {
+        ("True", reason.as_str(), message.clone())
+    } else if ready < total {
         (
             "True",
             "WaitingForMembers",
@@ -133,18 +185,14 @@ pub fn observe(
             "every member runs the current config".to_string(),
         )
     };
-    let (deg_status, deg_reason, deg_message) = if !quorum && ready < total {
+    let (deg_status, deg_reason, deg_message) = if !quorum && down > 0 {
         (
             "True",
             "QuorumLost",
             format!("{ready_voters}/{voters} voters ready: no write quorum"),
         )
-    } else if ready < total && phase == phase::DEGRADED {
-        (
-            "True",
-            "MembersDown",
-            format!("{}/{total} members not ready", total - ready),
-        )
+    } else if down > 0 && phase != phase::PENDING {
+        ("True", "MembersDown", format!("{down}/{total} members not ready"))
     } else {
         ("False", "Healthy", "no member is down".to_string())
     };
@@ -182,9 +230,13 @@ pub fn observe(
         phase: Some(phase.to_string()),
         conditions,
         ready_members: ready,
-        leader: previous.leader,
+        // only what was seen this pass: a stale leader would mislead
+        leader: seen.leader,
         members,
         next_member_id: Some(desired.next_member_id),
+        retiring,
+        bootstrapped: seen.bootstrapped || previous.bootstrapped,
+        operation: seen.step.as_ref().map(|(_, m)| m.clone()),
         zones,
         observed_generation: generation,
     }
@@ -263,44 +315,4 @@ fn condition(
         observed_generation: generation,
         last_transition_time: since,
     }
-}
-
-/// The next pod a rolling restart may delete, if any: only while every
-/// member is ready and on the StatefulSet's current revision check; one pod at
-/// a time; observers before voters, and the leader (when known) last, so
-/// the cluster changes leader at most once.
-pub fn restart_candidate(
-    cc: &CoordinationCluster,
-    desired: &Desired,
-    sets: &[StatefulSet],
-    pods: &[Pod],
-) -> Option<String> {
-    let find = |name: &str| pods.iter().find(|p| p.name_any() == name);
-    let all_ready = desired
-        .members
-        .iter()
-        .all(|m| find(&m.pod).is_some_and(pod_ready));
-    let sets_settled = sets.iter().all(|s| {
-        s.status.as_ref().and_then(|st| st.observed_generation) == s.metadata.generation
-            && s.status
-                .as_ref()
-                .and_then(|st| st.update_revision.as_ref())
-                .is_some()
-    });
-    if !all_ready || !sets_settled {
-        return None;
-    }
-    let leader = cc.status.as_ref().and_then(|s| s.leader);
-    desired
-        .members
-        .iter()
-        .filter(|m| find(&m.pod).is_some_and(|p| !pod_current(p, sets)))
-        .min_by_key(|m| {
-            (
-                Some(m.id) == leader,
-                m.role == MemberRole::Voter,
-                std::cmp::Reverse(m.id),
-            )
-        })
-        .map(|m| m.pod.clone())
 }

@@ -73,6 +73,11 @@ fn overrides_observers_and_carried_over_ids() {
 }
 
 #[test]
+fn scale_down_in_progress_keeps_the_retiring_pod_and_joins() {
+    check("scale-down", "", Platform::KUBERNETES_1_28);
+}
+
+#[test]
 fn the_examples_are_golden_inputs() {
     // manifests/examples/ are what users copy: keep them covered.
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -113,4 +118,29 @@ fn chart_crd_is_current() {
         );
     }
     compare(&path, &zonekeeper_operator::crd::crd_yaml());
+}
+
+#[test]
+fn rbac_manifests_are_current() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // compare() panics with the regenerate command when stale
+    compare(
+        &root.join("manifests/rbac.yaml"),
+        &zonekeeper_operator::rbac::cluster_role_yaml(),
+    );
+    compare(
+        &root.join("charts/zonekeeper-operator/files/rbac-rules.yaml"),
+        &zonekeeper_operator::rbac::chart_rules_yaml(),
+    );
+}
+
+#[test]
+fn the_chart_role_uses_the_generated_rules() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let template =
+        std::fs::read_to_string(root.join("charts/zonekeeper-operator/templates/rbac.yaml")).unwrap();
+    assert!(
+        template.contains(r#".Files.Get "files/rbac-rules.yaml""#),
+        "the chart's ClusterRole must include the generated rules, not list its own"
+    );
 }

@@ -91,7 +91,7 @@ pub struct Cli {
 pub enum Command {
     /// Run a local ensemble for development: N member processes on
     /// 127.0.0.1 spread over Z zones; prints `connect: host:port@zone,…`.
-    Dev(DevArgs),
+    Dev(DevCommand),
 }
 
 /// `zonekeeper-server dev`: client ports P…P+N-1, admin ports
@@ -110,6 +110,32 @@ pub struct DevArgs {
     /// First client port; admin ports start at base port + 1000.
     #[arg(long, default_value_t = 2181)]
     pub base_port: u16,
+}
+
+/// `zonekeeper-server dev` as typed: the ensemble and what runs beside it.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct DevCommand {
+    #[command(flatten)]
+    pub ensemble: DevArgs,
+    /// Also run a `zonekeeper-sidecar` (found next to this binary) with its
+    /// HTTP API on this loopback address, e.g. 127.0.0.1:7181, connected to
+    /// the ensemble; it prints `sidecar: http://ADDR` after `connect:`.
+    #[arg(long)]
+    pub sidecar: Option<SocketAddr>,
+}
+
+impl DevCommand {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(a) = self.sidecar {
+            if !a.ip().is_loopback() {
+                return Err(invalid(
+                    "sidecar",
+                    format!("{a} is not a loopback address; the sidecar serves its own host only, use 127.0.0.1:{}", a.port()),
+                ));
+            }
+        }
+        self.ensemble.validate()
+    }
 }
 
 impl DevArgs {
@@ -298,6 +324,14 @@ pub struct Settings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extended_types_enabled: Option<bool>,
 
+    /// Answer ZooKeeper's `reconfig` (ZooKeeper `reconfigEnabled`): one
+    /// incremental change per request, by the super user or a client with
+    /// WRITE on `/zookeeper/config`. Off, it answers RECONFIGDISABLED.
+    /// [default: false]
+    #[arg(long, env = "ZONEKEEPER_RECONFIG_ENABLED", value_name = "BOOL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconfig_enabled: Option<bool>,
+
     /// How often empty container and expired TTL nodes are swept (ZooKeeper
     /// `znode.container.checkIntervalMs`). [default: 60000]
     #[arg(long, env = "ZONEKEEPER_CONTAINER_CHECK_INTERVAL_MS", value_name = "MS")]
@@ -380,6 +414,7 @@ impl Settings {
             four_letter_words: top.four_letter_words.or(self.four_letter_words),
             super_digest: top.super_digest.or(self.super_digest),
             extended_types_enabled: top.extended_types_enabled.or(self.extended_types_enabled),
+            reconfig_enabled: top.reconfig_enabled.or(self.reconfig_enabled),
             container_check_interval_ms: top
                 .container_check_interval_ms
                 .or(self.container_check_interval_ms),
@@ -519,6 +554,8 @@ pub struct Config {
     pub super_digest: Option<String>,
     /// TTL nodes enabled.
     pub extended_types_enabled: bool,
+    /// The `reconfig` opcode is served.
+    pub reconfig_enabled: bool,
     /// Container/TTL sweep interval.
     pub container_check_interval: Duration,
     /// Log entries between snapshots.
@@ -741,6 +778,7 @@ impl Config {
             four_letter_words,
             super_digest: s.super_digest,
             extended_types_enabled,
+            reconfig_enabled: s.reconfig_enabled.unwrap_or(false),
             container_check_interval: Duration::from_millis(container_ms),
             snapshot_every_entries,
             snapshots_to_keep,
@@ -1470,8 +1508,12 @@ role = "observer"
             "--base-port",
             "12000",
         ]);
-        let Some(Command::Dev(dev)) = cli.command else {
-            panic!("dev subcommand expected");
+        let Some(Command::Dev(DevCommand {
+            ensemble: dev,
+            sidecar: None,
+        })) = cli.command
+        else {
+            panic!("dev subcommand without --sidecar expected");
         };
         assert_eq!(
             dev,
@@ -1490,7 +1532,10 @@ role = "observer"
         let with_env = Cli::try_parse_from(["zonekeeper-server", "dev"]);
         std::env::remove_var("ZONEKEEPER_ID");
         assert!(matches!(with_env.unwrap().command, Some(Command::Dev(_))));
-        let Some(Command::Dev(defaults)) = parse(&["dev"]).command else {
+        let Some(Command::Dev(DevCommand {
+            ensemble: defaults, ..
+        })) = parse(&["dev"]).command
+        else {
             panic!("dev subcommand expected");
         };
         assert!(defaults.validate().is_ok());

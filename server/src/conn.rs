@@ -58,6 +58,8 @@ pub struct ConnConfig {
     pub max_connections_per_ip: u32,
     pub super_digest: Option<String>,
     pub extended_types_enabled: bool,
+    /// Serve `reconfig` (else RECONFIGDISABLED).
+    pub reconfig_enabled: bool,
     pub four_letter_words: Whitelist,
     pub conf_summary: ConfSummary,
 }
@@ -381,6 +383,10 @@ enum PendingKind {
     Deferred(Request),
     /// An answer known at once, held back to keep the session's order.
     Answered(ErrorCode),
+    /// A `reconfig`, started when it reaches the front (ops/reconfig.rs).
+    ReconfigQueued(proto::records::ReconfigRequest),
+    /// A running `reconfig`; `None` if its outcome is unknown.
+    Reconfig(oneshot::Receiver<Option<(ErrorCode, ResponseBody)>>),
 }
 
 struct Connection<'a> {
@@ -439,6 +445,13 @@ impl Connection<'_> {
                     ..
                 })
             );
+            let front_reconfig = matches!(
+                self.queue.front(),
+                Some(Pending {
+                    what: PendingKind::Reconfig(_),
+                    ..
+                })
+            );
             // Back-pressure: stop reading while the client has not read
             // what it was sent; the writer wakes us when it drains.
             let backlog = self.info.queued_bytes.load(Relaxed) > OUTBOUND_SOFT_LIMIT;
@@ -448,8 +461,19 @@ impl Connection<'_> {
                         return Ok(());
                     }
                 }
-                applied = wait_front(&mut self.queue), if front_proposed => {
+                done = wait_front(&mut self.queue), if front_proposed || front_reconfig => {
                     let p = self.queue.pop_front().expect("front exists");
+                    let applied = match done {
+                        FrontDone::Write(applied) => applied,
+                        FrontDone::Reconfig(Ok(Some((err, body)))) => {
+                            let zxid = self.ctx.hub.state().last_zxid;
+                            self.reply(p.xid, p.op, p.started, zxid, err, &body);
+                            continue;
+                        }
+                        // The change's outcome is unknown to us: the client
+                        // learns that as a connection loss.
+                        FrontDone::Reconfig(_) => return Err(ConnError::NotServing),
+                    };
                     self.ctx.hub.outstanding.fetch_sub(1, Relaxed);
                     match applied {
                         // The apply loop has queued the reply already.
@@ -486,6 +510,12 @@ impl Connection<'_> {
         }
         let started = Instant::now();
         let what = match ops::kind(req.op) {
+            _ if self.ctx.cfg.reconfig_enabled && matches!(req.body, RequestBody::Reconfig(_)) => {
+                let RequestBody::Reconfig(r) = &req.body else {
+                    unreachable!("matched above")
+                };
+                PendingKind::ReconfigQueued(r.clone())
+            }
             Kind::Write => match self.prepare(&req) {
                 Err(code) => PendingKind::Answered(code),
                 Ok(kind) => {
@@ -595,7 +625,12 @@ impl Connection<'_> {
     /// and proposes held writes whose preceding reads have all run.
     fn run_front(&mut self) {
         while let Some(p) = self.queue.front() {
-            if self.closing && matches!(p.what, PendingKind::Held(_) | PendingKind::Deferred(_)) {
+            if self.closing
+                && matches!(
+                    p.what,
+                    PendingKind::Held(_) | PendingKind::Deferred(_) | PendingKind::ReconfigQueued(_)
+                )
+            {
                 // After a failed auth ZooKeeper closes the connection and
                 // runs nothing the client sent after it: drop what has not
                 // run (writes behind the auth were held, never proposed).
@@ -609,7 +644,22 @@ impl Connection<'_> {
                 return;
             }
             match p.what {
-                PendingKind::Proposed(_) => return,
+                PendingKind::Proposed(_) | PendingKind::Reconfig(_) => return,
+                PendingKind::ReconfigQueued(_) => {
+                    let front = self.queue.front_mut().expect("front exists");
+                    let (tx, rx) = oneshot::channel();
+                    let PendingKind::ReconfigQueued(req) =
+                        std::mem::replace(&mut front.what, PendingKind::Reconfig(rx))
+                    else {
+                        unreachable!("matched above")
+                    };
+                    let (proposer, hub, auth) =
+                        (self.ctx.proposer.clone(), self.ctx.hub.clone(), self.auth.clone());
+                    tokio::spawn(async move {
+                        let _ = tx.send(ops::reconfig::run(proposer, hub, auth, req).await);
+                    });
+                    return;
+                }
                 PendingKind::Held(_) => {
                     // Every earlier request is answered: propose this write
                     // and the held writes right behind it, up to the next
@@ -628,7 +678,10 @@ impl Connection<'_> {
                             }
                             PendingKind::Proposed(_) => {}
                             // Answered by this task, so it must go first.
-                            PendingKind::Deferred(_) | PendingKind::Answered(_) => break,
+                            PendingKind::Deferred(_)
+                            | PendingKind::Answered(_)
+                            | PendingKind::ReconfigQueued(_)
+                            | PendingKind::Reconfig(_) => break,
                         }
                     }
                     return;
@@ -642,7 +695,10 @@ impl Connection<'_> {
                     self.reply(p.xid, p.op, p.started, zxid, code, &ResponseBody::Empty);
                 }
                 PendingKind::Deferred(req) => self.execute(req, p.started),
-                PendingKind::Proposed(_) | PendingKind::Held(_) => unreachable!("handled above"),
+                PendingKind::Proposed(_)
+                | PendingKind::Held(_)
+                | PendingKind::ReconfigQueued(_)
+                | PendingKind::Reconfig(_) => unreachable!("handled above"),
             }
         }
     }
@@ -724,12 +780,22 @@ fn split(r: Result<ResponseBody, ErrorCode>) -> (ErrorCode, ResponseBody) {
     }
 }
 
-async fn wait_front(queue: &mut VecDeque<Pending>) -> Result<Applied, oneshot::error::RecvError> {
+/// What the request at the front was waiting for.
+enum FrontDone {
+    Write(Result<Applied, oneshot::error::RecvError>),
+    Reconfig(Result<Option<(ErrorCode, ResponseBody)>, oneshot::error::RecvError>),
+}
+
+async fn wait_front(queue: &mut VecDeque<Pending>) -> FrontDone {
     match queue.front_mut() {
         Some(Pending {
             what: PendingKind::Proposed(rx),
             ..
-        }) => rx.await,
+        }) => FrontDone::Write(rx.await),
+        Some(Pending {
+            what: PendingKind::Reconfig(rx),
+            ..
+        }) => FrontDone::Reconfig(rx.await),
         _ => std::future::pending().await,
     }
 }

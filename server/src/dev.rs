@@ -8,6 +8,13 @@
 //! serves, and runs until interrupted; then it stops the members with
 //! SIGTERM (they exit cleanly, everything acknowledged is on disk). Data
 //! directories are kept, so running it again resumes the same ensemble.
+//!
+//! With `--sidecar ADDR` it also runs the `zonekeeper-sidecar` binary found
+//! next to its own (build both: `cargo build -p zonekeeper-server -p
+//! zonekeeper-sidecar`) with `--servers` set to the connect string and its
+//! HTTP API on ADDR, waits until the sidecar is ready and prints
+//! `sidecar: http://ADDR` after the `connect:` line. It is stopped first
+//! (SIGTERM: it releases what it holds while the members still serve).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -18,7 +25,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 use tracing::{info, warn};
 
-use crate::config::{ConfigError, DevArgs, MemberRole, MemberSettings, Settings};
+use crate::config::{ConfigError, DevArgs, DevCommand, MemberRole, MemberSettings, Settings};
 
 /// Port offsets from `--base-port`.
 pub const ADMIN_PORT_OFFSET: u16 = 1000;
@@ -98,10 +105,12 @@ pub fn connect_string(all: &[DevMember]) -> String {
 /// Runs the ensemble until `shutdown` resolves. `exe` is the server binary
 /// (normally this process's own).
 pub async fn run(
-    args: DevArgs,
+    command: DevCommand,
     exe: PathBuf,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    command.validate()?;
+    let args = command.ensemble;
     let members = plan(&args)?;
     let mut children = Vec::new();
     for m in &members {
@@ -132,6 +141,14 @@ pub async fn run(
         }
     }
     println!("connect: {}", connect_string(&members));
+    let mut sidecar = match command.sidecar {
+        Some(addr) => {
+            let child = start_sidecar(&exe, addr, &connect_string(&members), &args.data_dir).await?;
+            println!("sidecar: http://{addr}");
+            Some(child)
+        }
+        None => None,
+    };
     tokio::pin!(shutdown);
     let mut watch = tokio::time::interval(Duration::from_millis(500));
     loop {
@@ -148,6 +165,18 @@ pub async fn run(
         }
     }
     info!("stopping the dev ensemble");
+    if let Some(child) = &mut sidecar {
+        if let Some(pid) = child.id() {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+        }
+        if tokio::time::timeout(Duration::from_secs(10), child.wait())
+            .await
+            .is_err()
+        {
+            warn!("the sidecar did not stop within 10 s; killing it");
+            let _ = child.kill().await;
+        }
+    }
     for (_, child) in &children {
         if let Some(pid) = child.id() {
             let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
@@ -178,6 +207,76 @@ fn spawn(exe: &Path, config: &Path, dir: &Path) -> anyhow::Result<Child> {
         .stderr(log)
         .kill_on_drop(true)
         .spawn()?)
+}
+
+/// The `zonekeeper-sidecar` binary next to `server_exe`.
+pub fn sidecar_exe(server_exe: &Path) -> PathBuf {
+    server_exe.with_file_name("zonekeeper-sidecar")
+}
+
+/// Starts the sidecar and waits (60 s at most) until its `/readyz` is 200.
+async fn start_sidecar(
+    server_exe: &Path,
+    addr: std::net::SocketAddr,
+    connect: &str,
+    dir: &Path,
+) -> anyhow::Result<Child> {
+    let exe = sidecar_exe(server_exe);
+    if !exe.exists() {
+        anyhow::bail!(
+            "--sidecar needs the zonekeeper-sidecar binary next to this one ({}); build both with \
+             `cargo build -p zonekeeper-server -p zonekeeper-sidecar` (same profile, e.g. --release)",
+            exe.display()
+        );
+    }
+    let log_path = dir.join("sidecar.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)?;
+    let mut child = Command::new(&exe)
+        .arg("--servers")
+        .arg(connect)
+        .arg("--listen")
+        .arg(addr.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !http_ok(addr, "/readyz").await {
+        if let Ok(Some(status)) = child.try_wait() {
+            anyhow::bail!(
+                "the sidecar exited during start-up ({status}); see {}",
+                log_path.display()
+            );
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!(
+                "the sidecar was not ready within 60 s; see {}",
+                log_path.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(child)
+}
+
+/// `GET path` answers 200.
+async fn http_ok(addr: std::net::SocketAddr, path: &str) -> bool {
+    let attempt = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.ok()?;
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await.ok()?;
+        Some(out.starts_with(b"HTTP/1.1 200"))
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), attempt).await,
+        Ok(Some(true))
+    )
 }
 
 /// Whether the member answers `srvr` as a serving server (ZooKeeper's
@@ -239,6 +338,21 @@ mod tests {
         assert_eq!(config.members.len(), 3);
         assert_eq!(config.client_addr.port(), 2182);
         assert!(!config.is_standalone());
+    }
+
+    #[test]
+    fn the_sidecar_is_found_next_to_the_server_and_must_be_loopback() {
+        assert_eq!(
+            sidecar_exe(Path::new("/x/target/release/zonekeeper-server")),
+            PathBuf::from("/x/target/release/zonekeeper-sidecar")
+        );
+        let mut c = DevCommand {
+            ensemble: args(3, 3),
+            sidecar: Some("127.0.0.1:7181".parse().unwrap()),
+        };
+        assert!(c.validate().is_ok());
+        c.sidecar = Some("0.0.0.0:7181".parse().unwrap());
+        assert!(c.validate().is_err());
     }
 
     #[test]

@@ -203,6 +203,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
             max_connections_per_ip: config.max_client_connections,
             super_digest: config.super_digest.clone(),
             extended_types_enabled: config.extended_types_enabled,
+            reconfig_enabled: config.reconfig_enabled,
             four_letter_words: config.four_letter_words.clone(),
             conf_summary: config.conf_summary(),
         },

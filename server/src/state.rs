@@ -117,6 +117,32 @@ impl State {
         }
     }
 
+    /// Rewrites `/zookeeper/config` from the member list, in ZooKeeper's
+    /// dynamic-config format with version `zxid` (ops/reconfig.rs): on
+    /// every member when a membership change applies, and at founding.
+    /// Returns the watch events of the change. A standalone server (no
+    /// members) keeps the node empty, as ZooKeeper does.
+    pub fn refresh_config(&mut self, zxid: i64) -> Vec<(Notification, AclList)> {
+        if self.members.is_empty() {
+            return Vec::new();
+        }
+        let path = ops::reconfig::CONFIG_NODE;
+        let data = ops::reconfig::render(&self.members, zxid).into_bytes();
+        // Conf-change entries carry no time; keep the node's, so every
+        // member writes the same stat.
+        let time = self.tree.get(path).map_or(0, |n| n.mtime);
+        let mut changes = Vec::new();
+        if self
+            .tree
+            .set_data(path, Some(data), zxid, time, &mut changes)
+            .is_err()
+        {
+            return Vec::new();
+        }
+        self.last_zxid = self.last_zxid.max(zxid);
+        self.fire(&changes)
+    }
+
     /// Deletes the session's ephemerals and forgets it and its watches.
     fn close_session(&mut self, session: i64, zxid: i64, changes: &mut Vec<Change>) {
         self.watches.remove_session(session);

@@ -19,7 +19,7 @@
 //! with `CRASH_SEED=<seed>`. Run with `--nocapture` to see counts and
 //! timings. No assertion depends on wall-clock durations.
 
-mod common_proc;
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::future::Future;
@@ -28,9 +28,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common_proc::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use support::process::*;
 use zookeeper_client::{Acl, Acls, Client, CreateMode, CreateOptions, Error as ZkError, Stat};
 
 const PERSISTENT: CreateOptions<'static> = CreateMode::Persistent.with_acls(Acls::anyone_all());

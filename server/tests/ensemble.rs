@@ -57,16 +57,15 @@
 //! (two session timeouts of a pinging client) and the freeze of a leader
 //! past a session timeout.
 
-mod common_ens;
-mod common_proc;
+mod support;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common_ens::*;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
+use support::ensemble::*;
 use zookeeper_client::{Client, Error as ZkError, EventType, SessionState};
 
 const WATCH_DEADLINE: Duration = Duration::from_secs(10);
@@ -278,7 +277,7 @@ fn three_members_replicate_and_serve_reads_everywhere() {
 }
 
 fn assert_no_panic_in(ens: &Ensemble, i: usize) {
-    common_proc::assert_no_panic(&ens.log(i));
+    support::process::assert_no_panic(&ens.log(i));
 }
 
 // ---------------------------------------------------------------------------

@@ -19,6 +19,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use proto::response::ResponseBody;
+use proto::ErrorCode;
 use protobuf::Message as _;
 use raft::eraftpb::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Snapshot};
 use raft::eraftpb::{Message, MessageType};
@@ -336,6 +338,7 @@ impl Consensus {
                     cfg.voters.clone()
                 };
                 state.members = cfg.members.iter().map(|m| (m.id, m.clone())).collect();
+                state.refresh_config(zxid_of(1, 1));
                 let mut meta = raft::eraftpb::SnapshotMetadata {
                     index: 1,
                     term: 1,
@@ -787,8 +790,12 @@ impl Consensus {
     /// A follower whose connection to the leader just broke (the leader's
     /// process died, as ZooKeeper followers notice from their socket)
     /// fast-forwards its election clock instead of waiting out the whole
-    /// election timeout. Pre-vote keeps this safe: if the leader is in
-    /// fact fine, the other followers refuse the pre-vote.
+    /// election timeout: at once past the leader's lease (so it grants the
+    /// pre-vote of another follower that noticed too), and to within a few
+    /// ticks of campaigning, staggered by id so that two followers that
+    /// noticed together do not split the vote. Pre-vote keeps this safe: if
+    /// the leader is in fact fine, the followers that still hear from it
+    /// refuse the pre-vote.
     fn watch_leader_connection(&mut self) {
         let leader = self.raw.raft.leader_id;
         let connected = match (&self.transport, self.is_leader(), leader) {
@@ -804,9 +811,13 @@ impl Consensus {
                 leader,
                 "lost the connection to the leader; starting an election early"
             );
-            for _ in 0..ELECTION_TICKS {
-                self.raw.tick();
-            }
+            let raft = &mut self.raw.raft;
+            let stagger = 1 + (self.cfg.id as usize % 3);
+            let target = raft
+                .randomized_election_timeout()
+                .saturating_sub(stagger)
+                .max(raft.election_timeout());
+            raft.election_elapsed = raft.election_elapsed.max(target);
         }
     }
 
@@ -1032,6 +1043,19 @@ impl Consensus {
                         let members = {
                             let mut state = self.hub.state();
                             change.apply(&mut state.members);
+                            let zxid = zxid_of(entry.term, entry.index);
+                            let notifications = state.refresh_config(zxid);
+                            // Under the lock, as for a write: a getConfig
+                            // watcher hears of the new configuration.
+                            let events = self.hub.deliver_events(&Applied {
+                                zxid,
+                                session_id: 0,
+                                err: ErrorCode::Ok,
+                                body: ResponseBody::Empty,
+                                notifications,
+                                ended_session: None,
+                            });
+                            self.metrics.watch_events_sent(events);
                             state.members.values().cloned().collect::<Vec<_>>()
                         };
                         info!(?change, index = entry.index, "membership changed");

@@ -21,6 +21,7 @@ pub mod get_children;
 pub mod get_data;
 pub mod get_ephemerals;
 pub mod multi;
+pub mod reconfig;
 pub mod remove_watches;
 pub mod set_acl;
 pub mod set_data;

@@ -1,12 +1,8 @@
-//! Helpers for tests that run the real `zonekeeper-server` binary as a child
-//! process: free loopback ports, start and wait for readiness (polled, with a
+//! One `zonekeeper-server` child process and what every process test
+//! needs: free loopback ports, start and wait for readiness (polled, with a
 //! deadline), `kill -9`, SIGTERM, runs that must fail, a ZooKeeper client,
-//! and a reader of the WAL segment framing (to damage records on purpose).
-//!
-//! Nothing here sleeps for a fixed time to let something happen: every wait
-//! polls a condition until a deadline and then fails with what it saw.
-
-#![allow(dead_code)]
+//! the admin HTTP API, four-letter words, log tails, and a reader of the WAL
+//! segment framing (to damage records on purpose).
 
 use std::fs::{self, File};
 use std::net::{SocketAddr, TcpListener};
@@ -134,32 +130,37 @@ fn read_log(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_default()
 }
 
-/// `ruok` on the client port answers `imok`.
-async fn ruok(addr: SocketAddr) -> bool {
-    let attempt = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-        s.write_all(b"ruok").await.ok()?;
-        let mut out = Vec::new();
-        s.read_to_end(&mut out).await.ok()?;
-        Some(out == b"imok")
-    };
-    matches!(
-        tokio::time::timeout(Duration::from_secs(2), attempt).await,
-        Ok(Some(true))
-    )
-}
-
 /// `GET path` on the admin port; the status code.
 pub async fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
     http_get(addr, path).await.map(|(code, _)| code)
 }
 
-/// `GET path` on the admin port; the status code and the body (the admin
-/// server answers `Connection: close` requests with a plain body).
+/// `GET path` on the admin port; the status code and the body. `None` if
+/// no answer within 2 s (a frozen or dead member).
 pub async fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    http_within(addr, "GET", path, "", Duration::from_secs(2)).await
+}
+
+/// One HTTP/1.1 request to an admin port (`Connection: close`, so the body
+/// is the rest of the stream); the status code and the body. `None` if no
+/// answer within 15 s (a membership change waits for its entry to apply).
+pub async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+    http_within(addr, method, path, body, Duration::from_secs(15)).await
+}
+
+async fn http_within(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+    within: Duration,
+) -> Option<(u16, String)> {
     let attempt = async {
         let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
         s.write_all(req.as_bytes()).await.ok()?;
         let mut out = Vec::new();
         s.read_to_end(&mut out).await.ok()?;
@@ -171,10 +172,60 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
             .unwrap_or_default();
         Some((code, body))
     };
-    tokio::time::timeout(Duration::from_secs(2), attempt)
-        .await
-        .ok()
-        .flatten()
+    tokio::time::timeout(within, attempt).await.ok().flatten()
+}
+
+/// A four-letter word on a client port; `None` if no answer within 2 s.
+pub async fn four_letter(addr: SocketAddr, word: &str) -> Option<String> {
+    four_letter_within(addr, word, Duration::from_secs(2)).await
+}
+
+async fn four_letter_within(addr: SocketAddr, word: &str, within: Duration) -> Option<String> {
+    let attempt = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        s.write_all(word.as_bytes()).await.ok()?;
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await.ok()?;
+        Some(String::from_utf8_lossy(&out).into_owned())
+    };
+    tokio::time::timeout(within, attempt).await.ok().flatten()
+}
+
+/// `ruok` on the client port answers `imok` within `within` (a server that
+/// has not yet applied its recovered log leaves connections in the listen
+/// backlog).
+pub async fn ruok(addr: SocketAddr, within: Duration) -> bool {
+    four_letter_within(addr, "ruok", within).await.as_deref() == Some("imok")
+}
+
+/// Whether every port in `ports` can be bound on 127.0.0.1 now (all held at
+/// once, then released).
+pub fn all_free(ports: impl IntoIterator<Item = u16>) -> bool {
+    let held: Result<Vec<TcpListener>, _> = ports
+        .into_iter()
+        .map(|p| TcpListener::bind(("127.0.0.1", p)))
+        .collect();
+    held.is_ok()
+}
+
+/// `n` ports, free now, below Linux's ephemeral range (32768+), so no
+/// outgoing connection of another process can take one while its server is
+/// down; a random base keeps parallel test processes apart.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    for _ in 0..500 {
+        let base = 20000 + (rand::random::<u16>() % 10000);
+        let ps: Vec<u16> = (0..n as u16).map(|i| base + i * 7).collect();
+        if all_free(ps.iter().copied()) {
+            return ps;
+        }
+    }
+    panic!("no {n} free ports found");
+}
+
+/// The last `lines` lines of `text` (a log).
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 impl Server {
@@ -227,7 +278,9 @@ impl Server {
                     elapsed: t.elapsed(),
                 }));
             }
-            if ruok(client_addr).await && http_status(admin_addr, "/readyz").await == Some(200) {
+            if ruok(client_addr, Duration::from_secs(2)).await
+                && http_status(admin_addr, "/readyz").await == Some(200)
+            {
                 server.ready_after = t.elapsed();
                 return Ok(server);
             }

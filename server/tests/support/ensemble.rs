@@ -19,8 +19,6 @@
 //! it saw, and the member logs' tails when a test panics. `ENSEMBLE_KEEP=1`
 //! keeps the data directories and logs.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::net::{SocketAddr, TcpListener};
@@ -34,12 +32,14 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zonekeeper_server::config::{DevArgs, MemberRole, Settings};
 use zonekeeper_server::dev::{config_for, plan, DevMember};
 use zookeeper_client::{Acls, Client, CreateMode, CreateOptions, Error as ZkError, Stat};
 
-use crate::common_proc::{assert_no_panic, http_get, BIN, CONNECT_DEADLINE, EXIT_DEADLINE, START_DEADLINE};
+use super::process::{
+    all_free, assert_no_panic, four_letter, http_get, http_status, ruok, tail, BIN, CONNECT_DEADLINE,
+    EXIT_DEADLINE, START_DEADLINE,
+};
 
 /// How long an election, a catch-up or a convergence may take before a
 /// test gives up (generous: 2 shared cores).
@@ -139,9 +139,7 @@ fn pick_base(n: u16) -> u16 {
     let mut rng = rand::thread_rng();
     for _ in 0..500 {
         let base: u16 = rng.gen_range(12_000..=29_000);
-        let ports = (0..n).flat_map(|i| [base + i, base + 1000 + i, base + 2000 + i]);
-        let held: Result<Vec<TcpListener>, _> = ports.map(|p| TcpListener::bind(("127.0.0.1", p))).collect();
-        if held.is_ok() {
+        if all_free((0..n).flat_map(|i| [base + i, base + 1000 + i, base + 2000 + i])) {
             return base;
         }
     }
@@ -364,8 +362,8 @@ impl Ensemble {
                     tail(&self.log(i), 60)
                 ));
             }
-            if crate::common_proc::http_status(self.admin_addr(i), "/readyz").await == Some(200)
-                && ruok(self.client_addr(i)).await
+            if http_status(self.admin_addr(i), "/readyz").await == Some(200)
+                && ruok(self.client_addr(i), Duration::from_millis(500)).await
             {
                 return Ok(());
             }
@@ -419,9 +417,25 @@ impl Ensemble {
 
     /// SIGSTOP: the process freezes with its sockets open (peers' packets
     /// queue in its buffers), a cheap partition.
+    ///
+    /// `kill` returns before the process has stopped (only one of its
+    /// threads is woken to start the group stop; on a loaded machine the
+    /// others can keep running for a while), so this waits until every
+    /// thread shows state `T` in `/proc`: a write sent afterwards cannot be
+    /// handled by the frozen member.
     pub fn sigstop(&mut self, i: usize) {
-        kill(self.pid(i), Signal::SIGSTOP).expect("sending SIGSTOP");
+        let pid = self.pid(i);
+        kill(pid, Signal::SIGSTOP).expect("sending SIGSTOP");
         self.procs[i].as_mut().unwrap().stopped = true;
+        let t = Instant::now();
+        while !all_threads_stopped(pid) {
+            assert!(
+                t.elapsed() < SETTLE_DEADLINE,
+                "member {} not stopped {SETTLE_DEADLINE:?} after SIGSTOP",
+                self.id(i)
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     pub fn sigcont(&mut self, i: usize) {
@@ -620,6 +634,25 @@ impl Drop for Ensemble {
     }
 }
 
+/// Whether every thread of `pid` is stopped (state `T` or `t` in
+/// `/proc/PID/task/TID/stat`).
+fn all_threads_stopped(pid: Pid) -> bool {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        fs::read_to_string(task.path().join("stat"))
+            .ok()
+            .and_then(|stat| {
+                // "TID (comm) STATE …": comm may hold spaces and parentheses.
+                let (_, rest) = stat.rsplit_once(')')?;
+                rest.trim_start().chars().next()
+            })
+            // A thread that exited meanwhile does not run either.
+            .is_none_or(|state| state == 'T' || state == 't')
+    })
+}
+
 /// A relay from member `from` to member `to`'s peer listener: the address
 /// `from` dials to reach `to`. Cut, it closes its open connections and
 /// every new one at once, so no message passes in either direction.
@@ -692,42 +725,6 @@ impl Link {
         self.cut();
         self.accept.abort();
     }
-}
-
-pub fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-/// A four-letter word on a client port; `None` if no answer in time.
-pub async fn four_letter(addr: SocketAddr, word: &str) -> Option<String> {
-    let attempt = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-        s.write_all(word.as_bytes()).await.ok()?;
-        let mut out = Vec::new();
-        s.read_to_end(&mut out).await.ok()?;
-        Some(String::from_utf8_lossy(&out).into_owned())
-    };
-    tokio::time::timeout(Duration::from_secs(2), attempt)
-        .await
-        .ok()
-        .flatten()
-}
-
-/// `ruok` answered `imok` within half a second (a member that has not yet
-/// applied its recovered log leaves connections in the listen backlog).
-async fn ruok(addr: SocketAddr) -> bool {
-    let attempt = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-        s.write_all(b"ruok").await.ok()?;
-        let mut out = Vec::new();
-        s.read_to_end(&mut out).await.ok()?;
-        Some(out == b"imok")
-    };
-    matches!(
-        tokio::time::timeout(Duration::from_millis(500), attempt).await,
-        Ok(Some(true))
-    )
 }
 
 /// Polls `check` until it yields `Some` or `deadline` passes; panics with
