@@ -202,6 +202,7 @@ impl Hub {
         }
         let mut sent = 0;
         let conns = self.by_session.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last: Option<(&proto::records::WatcherEvent, Vec<u8>)> = None;
         for (n, acl) in &applied.notifications {
             if let Some(c) = conns.get(&n.session) {
                 // ZooKeeper 3.8.4+ (CVE-2024-23944): no event about a node
@@ -211,12 +212,21 @@ impl Hub {
                     continue;
                 }
                 drop(auth);
-                let mut frame = Vec::new();
-                // ZooKeeper 3.9 stamps events with the triggering zxid.
-                proto::frame::write_frame(
-                    &mut frame,
-                    &proto::response::encode_notification_with_zxid(&n.event, applied.zxid),
-                );
+                // One change fires the same event for every watcher of the
+                // node (10,000 of them, say): encode it once and copy.
+                let frame = match &last {
+                    Some((event, frame)) if *event == &n.event => frame.clone(),
+                    _ => {
+                        let mut frame = Vec::new();
+                        // ZooKeeper 3.9 stamps events with the triggering zxid.
+                        proto::frame::write_frame(
+                            &mut frame,
+                            &proto::response::encode_notification_with_zxid(&n.event, applied.zxid),
+                        );
+                        last = Some((&n.event, frame.clone()));
+                        frame
+                    }
+                };
                 if send_frame(&c.tx, &c.info, frame) {
                     sent += 1;
                 }

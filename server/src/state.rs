@@ -16,7 +16,7 @@ use proto::ErrorCode;
 use crate::membership::MemberInfo;
 use crate::ops::{self, WriteCtx};
 use crate::session::SessionTable;
-use crate::tree::{Change, DataTree, Node};
+use crate::tree::{AclList, Change, DataTree, Node};
 use crate::txn::{Txn, TxnKind};
 use crate::watch::{Notification, WatchManager};
 
@@ -42,7 +42,7 @@ pub struct Applied {
     pub body: ResponseBody,
     /// Watch events to deliver, in order, each with the ACL of the node it
     /// is about: a session that may not READ it is not told.
-    pub notifications: Vec<(Notification, Vec<Acl>)>,
+    pub notifications: Vec<(Notification, AclList)>,
     /// A session that ended (closed or expired): its connection is closed.
     pub ended_session: Option<i64>,
 }
@@ -142,7 +142,7 @@ impl State {
     /// every member when a membership change applies, and at founding.
     /// Returns the watch events of the change. A standalone server (no
     /// members) keeps the node empty, as ZooKeeper does.
-    pub fn refresh_config(&mut self, zxid: i64) -> Vec<(Notification, Vec<Acl>)> {
+    pub fn refresh_config(&mut self, zxid: i64) -> Vec<(Notification, AclList)> {
         if self.members.is_empty() {
             return Vec::new();
         }
@@ -174,17 +174,25 @@ impl State {
 
     /// Turns tree changes into watch notifications (DataTree's
     /// triggerWatch calls).
-    fn fire(&mut self, changes: &[Change]) -> Vec<(Notification, Vec<Acl>)> {
+    fn fire(&mut self, changes: &[Change]) -> Vec<(Notification, AclList)> {
         let mut out = Vec::new();
         for c in changes {
-            let (fired, acl) = match c {
-                Change::Created(p) => (self.watches.node_created(p), self.acl_of(p, changes)),
-                Change::Deleted(p, acl) => (self.watches.node_deleted(p), acl.clone()),
-                Change::DataChanged(p) => (self.watches.node_data_changed(p), self.acl_of(p, changes)),
+            let fired = match c {
+                Change::Created(p) => self.watches.node_created(p),
+                Change::Deleted(p, _) => self.watches.node_deleted(p),
+                Change::DataChanged(p) => self.watches.node_data_changed(p),
+                Change::ChildrenChanged(p) => self.watches.node_children_changed(p),
+            };
+            // Most changes fire nothing; look the ACL up only when one does.
+            if fired.is_empty() {
+                continue;
+            }
+            let acl = match c {
+                Change::Deleted(_, acl) => acl.clone(),
                 // NIOServerCnxn.process: a child event is checked against
                 // the parent's ACL, the node it is about.
-                Change::ChildrenChanged(p) => {
-                    (self.watches.node_children_changed(p), self.acl_of(p, changes))
+                Change::Created(p) | Change::DataChanged(p) | Change::ChildrenChanged(p) => {
+                    self.acl_of(p, changes)
                 }
             };
             out.extend(fired.into_iter().map(|n| (n, acl.clone())));
@@ -194,7 +202,7 @@ impl State {
 
     /// The ACL of `path` now, or, if a multi deleted it again, the one it
     /// had when deleted.
-    fn acl_of(&self, path: &str, changes: &[Change]) -> Vec<Acl> {
+    fn acl_of(&self, path: &str, changes: &[Change]) -> AclList {
         if let Some(n) = self.tree.get(path) {
             return n.acl.clone();
         }
@@ -210,11 +218,17 @@ impl State {
     /// Serializes the tree and sessions (watches are per connection and are
     /// re-registered by clients; deadlines are local).
     pub fn encode_snapshot(&self) -> Vec<u8> {
-        let mut out = vec![SNAPSHOT_VERSION];
+        // This runs under the state lock, stopping reads and writes: size
+        // the buffer once (paths, data, and about 120 bytes of ACL, stat and
+        // lengths per node) instead of growing it by copies.
+        let estimate = self.tree.approximate_data_size() as usize + self.tree.node_count() * 120 + 4096;
+        let mut out = Vec::with_capacity(estimate);
+        out.push(SNAPSHOT_VERSION);
         jute::write_i64(&mut out, self.last_zxid);
         jute::write_i32(&mut out, self.tree.node_count() as i32);
         let mut nodes: Vec<_> = self.tree.iter().collect();
-        nodes.sort_by(|a, b| a.0.cmp(b.0));
+        // Paths are unique, so an unstable sort gives the same order.
+        nodes.sort_unstable_by(|a, b| a.0.cmp(b.0));
         for (path, n) in nodes {
             jute::write_string(&mut out, path);
             match &n.data {
@@ -222,7 +236,7 @@ impl State {
                 None => jute::write_i32(&mut out, -1),
             }
             jute::write_i32(&mut out, n.acl.len() as i32);
-            for a in &n.acl {
+            for a in n.acl.iter() {
                 a.write(&mut out);
             }
             for v in [n.czxid, n.mzxid, n.pzxid, n.ctime, n.mtime, n.ephemeral_owner] {
@@ -264,6 +278,7 @@ impl State {
             let path = r.read_string()?;
             let data = r.read_nullable_buffer()?;
             let acl: Vec<Acl> = r.read_vec()?;
+            let acl = tree.intern_acl(acl);
             let mut n = Node::new(data, acl, 0, 0, 0);
             n.czxid = r.read_i64()?;
             n.mzxid = r.read_i64()?;

@@ -37,6 +37,15 @@ impl RaftStore {
         self.wanted.swap(false, Ordering::Relaxed)
     }
 
+    /// Index of the newest snapshot recorded (0 if none).
+    pub fn latest_index(&self) -> u64 {
+        self.latest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_metadata()
+            .index
+    }
+
     /// Records the newest snapshot; raft hands it to followers that need
     /// one.
     pub fn set_latest(&self, snap: Snapshot) {

@@ -16,7 +16,7 @@ pub fn read(state: &mut State, ctx: &ReadCtx<'_>, req: &GetAclRequest) -> OpResu
     // FinalRequestProcessor: without ADMIN, digest hashes are masked
     // ("user:x") so readers cannot brute-force them offline.
     let acl = if acl::check(&node.acl, perms::ADMIN, ctx.auth).is_ok() {
-        node.acl.clone()
+        node.acl.to_vec()
     } else {
         node.acl
             .iter()

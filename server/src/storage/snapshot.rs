@@ -34,7 +34,10 @@ pub const DEFAULT_KEEP: usize = 3;
 const MAGIC: &[u8; 4] = b"ZKSN";
 const VERSION: u32 = 1;
 
-/// A directory of snapshots. See the module documentation.
+/// A directory of snapshots. See the module documentation. Cloning it
+/// gives another handle on the same directory (a save runs off the
+/// consensus task).
+#[derive(Clone)]
 pub struct SnapshotStore {
     disk: Arc<dyn Disk>,
     dir: PathBuf,

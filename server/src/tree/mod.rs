@@ -6,9 +6,10 @@
 
 mod node;
 
-pub use node::{Node, NodeKind, MAX_TTL_MS};
+pub use node::{AclList, Node, NodeKind, MAX_TTL_MS};
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use proto::records::{Acl, Stat};
 use proto::ErrorCode;
@@ -22,7 +23,7 @@ pub enum Change {
     Created(String),
     /// The path and the ACL it had: watchers are told only if they may
     /// READ it (ZooKeeper 3.8.4+, CVE-2024-23944).
-    Deleted(String, Vec<Acl>),
+    Deleted(String, AclList),
     DataChanged(String),
     ChildrenChanged(String),
 }
@@ -36,7 +37,14 @@ pub struct DataTree {
     ephemerals: HashMap<i64, BTreeSet<String>>,
     /// Sum of path and data lengths, as ZooKeeper's `approximateDataSize`.
     data_size: u64,
+    /// ACL lists recently given to nodes, newest last, so a new node with
+    /// the same ACL shares the copy (see [`AclList`]). A few entries: most
+    /// trees use one or two ACLs; a miss only costs a copy.
+    recent_acls: Vec<AclList>,
 }
+
+/// How many ACL lists [`DataTree::intern_acl`] remembers.
+const RECENT_ACLS: usize = 8;
 
 impl Default for DataTree {
     fn default() -> Self {
@@ -51,6 +59,7 @@ impl DataTree {
             nodes: HashMap::new(),
             ephemerals: HashMap::new(),
             data_size: 0,
+            recent_acls: Vec::new(),
         }
     }
 
@@ -60,7 +69,7 @@ impl DataTree {
         let mut t = DataTree::empty();
         t.insert_raw(
             "/".to_string(),
-            Node::new(Some(Vec::new()), crate::acl::open_acl_unsafe(), 0, 0, 0),
+            Node::new(Some(Vec::new()), Arc::new(crate::acl::open_acl_unsafe()), 0, 0, 0),
         );
         for p in ["/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
             // ZOOKEEPER-2014: the config node is readable by all, writable
@@ -70,10 +79,26 @@ impl DataTree {
             } else {
                 crate::acl::open_acl_unsafe()
             };
-            t.insert_raw(p.to_string(), Node::new(Some(Vec::new()), acl, 0, 0, 0));
+            t.insert_raw(p.to_string(), Node::new(Some(Vec::new()), Arc::new(acl), 0, 0, 0));
             t.link_child(p);
         }
         t
+    }
+
+    /// The shared copy of `acl`: one already given to a node if it is
+    /// among the recent ones, else a new one that is remembered.
+    pub fn intern_acl(&mut self, acl: Vec<Acl>) -> AclList {
+        if let Some(i) = self.recent_acls.iter().rposition(|a| **a == acl) {
+            let hit = self.recent_acls.remove(i);
+            self.recent_acls.push(hit.clone());
+            return hit;
+        }
+        let new = Arc::new(acl);
+        if self.recent_acls.len() == RECENT_ACLS {
+            self.recent_acls.remove(0);
+        }
+        self.recent_acls.push(new.clone());
+        new
     }
 
     pub fn get(&self, path: &str) -> Option<&Node> {
@@ -162,6 +187,7 @@ impl DataTree {
         parent.cversion += 1;
         parent.pzxid = zxid;
         parent.children.insert(path::basename(path).to_string());
+        let acl = self.intern_acl(acl);
         let node = Node::new(data, acl, ephemeral_owner, zxid, time);
         let stat = node.stat();
         self.insert_raw(path.to_string(), node);
@@ -211,6 +237,10 @@ impl DataTree {
     }
 
     pub fn set_acl(&mut self, path: &str, acl: Vec<Acl>) -> Result<Stat, ErrorCode> {
+        if !self.nodes.contains_key(path) {
+            return Err(ErrorCode::NoNode);
+        }
+        let acl = self.intern_acl(acl);
         let node = self.nodes.get_mut(path).ok_or(ErrorCode::NoNode)?;
         node.acl = acl;
         node.aversion += 1;
@@ -218,19 +248,33 @@ impl DataTree {
     }
 
     /// Saves what `restore` needs to undo changes to `path` (used by
-    /// multi to roll back).
+    /// multi to roll back): the node without its child list. Child lists
+    /// are put back by restoring the children's own saves (a child created
+    /// in the multi is unlinked when restored to absent, a deleted one is
+    /// linked again), so a parent with many children is not copied for
+    /// every operation under it.
     pub fn save(&self, path: &str) -> Option<Node> {
-        self.nodes.get(path).cloned()
+        self.nodes.get(path).map(Node::without_children)
     }
 
-    /// Puts `path` back to a state saved by [`DataTree::save`]: removed if
-    /// it did not exist, else replaced. Keeps the indexes right.
+    /// Puts `path` back to a state saved by [`DataTree::save`]: removed
+    /// (and unlinked from its parent) if it did not exist, else its fields
+    /// replaced, keeping its current child list, and linked to its parent.
+    /// Restoring a multi's saves in reverse order undoes it exactly.
+    /// Keeps the indexes right.
     pub fn restore(&mut self, path: &str, saved: Option<Node>) {
-        if self.nodes.contains_key(path) {
-            self.remove_raw(path);
-        }
-        if let Some(n) = saved {
-            self.insert_raw(path.to_string(), n);
+        let current = self.remove_raw(path);
+        match saved {
+            None => {
+                if current.is_some() {
+                    self.unlink_child(path);
+                }
+            }
+            Some(mut n) => {
+                n.children = current.map(|c| c.children).unwrap_or_default();
+                self.insert_raw(path.to_string(), n);
+                self.link_child(path);
+            }
         }
     }
 
@@ -258,11 +302,19 @@ impl DataTree {
         Some(node)
     }
 
-    /// Adds `path` to its parent's child list (snapshot loading).
+    /// Adds `path` to its parent's child list (snapshot loading, restore).
     pub(crate) fn link_child(&mut self, path: &str) {
-        let parent = path::parent(path).to_string();
-        if let Some(p) = self.nodes.get_mut(&parent) {
-            p.children.insert(path::basename(path).to_string());
+        if let Some(p) = self.nodes.get_mut(path::parent(path)) {
+            if !p.children.contains(path::basename(path)) {
+                p.children.insert(path::basename(path).to_string());
+            }
+        }
+    }
+
+    /// Removes `path` from its parent's child list (restore).
+    fn unlink_child(&mut self, path: &str) {
+        if let Some(p) = self.nodes.get_mut(path::parent(path)) {
+            p.children.remove(path::basename(path));
         }
     }
 

@@ -3,6 +3,7 @@
 //! containers and `0xFF…` plus the TTL for TTL nodes (`EphemeralType`).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use proto::records::{Acl, Stat};
 
@@ -45,13 +46,18 @@ impl NodeKind {
     }
 }
 
+/// A node's ACL list, shared: nodes created with the same ACL (almost all
+/// of them, usually `world:anyone`) point at one copy, as ZooKeeper's
+/// `ReferenceCountedACLCache` does, instead of holding one each.
+pub type AclList = Arc<Vec<Acl>>;
+
 /// A znode. `Stat` fields that are derived (data length, child count) are
 /// computed, not stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
     /// `None` is ZooKeeper's null data, distinct from empty.
     pub data: Option<Vec<u8>>,
-    pub acl: Vec<Acl>,
+    pub acl: AclList,
     pub children: BTreeSet<String>,
     pub czxid: i64,
     pub mzxid: i64,
@@ -67,7 +73,7 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn new(data: Option<Vec<u8>>, acl: Vec<Acl>, ephemeral_owner: i64, zxid: i64, time: i64) -> Node {
+    pub fn new(data: Option<Vec<u8>>, acl: AclList, ephemeral_owner: i64, zxid: i64, time: i64) -> Node {
         Node {
             data,
             acl,
@@ -81,6 +87,16 @@ impl Node {
             cversion: 0,
             aversion: 0,
             ephemeral_owner,
+        }
+    }
+
+    /// A copy without the child list (what multi saves for rollback).
+    pub fn without_children(&self) -> Node {
+        Node {
+            data: self.data.clone(),
+            acl: self.acl.clone(),
+            children: BTreeSet::new(),
+            ..*self
         }
     }
 

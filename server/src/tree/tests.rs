@@ -155,3 +155,44 @@ fn sequence_numbers_count_creates_while_stat_cversion_counts_creates_and_deletes
     assert_eq!(t.stat("/p").unwrap().cversion, 2);
     assert_eq!(t.get("/p").unwrap().cversion, 1, "next sequential suffix");
 }
+
+#[test]
+fn restore_in_reverse_undoes_creates_and_deletes_without_copying_child_lists() {
+    // A multi's rollback: saves are taken before each change and restored
+    // in reverse; the parent's child list comes back through the children.
+    let mut t = DataTree::new();
+    let mut ch = Vec::new();
+    t.create("/p", None, acl(), 0, 2, 0, &mut ch).unwrap();
+    for i in 0..5 {
+        t.create(&format!("/p/c{i}"), None, acl(), 0, 3, 0, &mut ch)
+            .unwrap();
+    }
+    let before: Vec<_> = t.iter().map(|(p, n)| (p.clone(), n.clone())).collect();
+    let mut saved = Vec::new();
+    for p in ["/p/c1", "/p"] {
+        saved.push((p.to_string(), t.save(p)));
+    }
+    assert!(
+        saved[1].1.as_ref().unwrap().children.is_empty(),
+        "saved without the child list"
+    );
+    t.delete("/p/c1", 4, &mut ch).unwrap();
+    for p in ["/p/new", "/p"] {
+        saved.push((p.to_string(), t.save(p)));
+    }
+    t.create("/p/new", Some(b"x".to_vec()), acl(), 0, 4, 0, &mut ch)
+        .unwrap();
+    for p in ["/p/new/deeper", "/p/new"] {
+        saved.push((p.to_string(), t.save(p)));
+    }
+    t.create("/p/new/deeper", None, acl(), 9, 4, 0, &mut ch).unwrap();
+    for (p, n) in saved.into_iter().rev() {
+        t.restore(&p, n);
+    }
+    let mut after: Vec<_> = t.iter().map(|(p, n)| (p.clone(), n.clone())).collect();
+    let mut before = before;
+    before.sort_by(|a, b| a.0.cmp(&b.0));
+    after.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(before, after);
+    assert_eq!(t.ephemeral_count(), 0);
+}
