@@ -303,17 +303,31 @@ async fn establish(
         let (session_id, password) = (req.session_id, req.passwd.clone());
         let known = {
             let state = ctx.hub.state();
-            state.sessions.password_matches(session_id, &password) && !state.sessions.is_closing(session_id)
+            let known = state.sessions.password_matches(session_id, &password)
+                && !state.sessions.is_closing(session_id);
+            known.then(|| state.sessions.get(session_id).map_or(0, |s| s.owner))
         };
-        let attached = if known {
-            tokio::time::timeout(
+        let attached = if let Some(expected_owner) = known {
+            let err = tokio::time::timeout(
                 attach_deadline,
-                ctx.proposer.attach(session_id, password.clone(), owner),
+                ctx.proposer
+                    .attach(session_id, password.clone(), owner, expected_owner),
             )
             .await
             .map_err(|_| ConnError::NotServing)?
             .map_err(|_| ConnError::NotServing)?
-            .err == ErrorCode::Ok
+            .err;
+            if err == ErrorCode::SessionMoved {
+                // Another connection attached the session after we read its
+                // owner (or this member had not applied the latest attach
+                // yet): not an expiry; close, and the client retries.
+                info!(
+                    session = format!("{session_id:#x}"),
+                    "session attached elsewhere meanwhile; closing"
+                );
+                return Err(ConnError::NotServing);
+            }
+            err == ErrorCode::Ok
         } else {
             false
         };

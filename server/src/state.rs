@@ -71,12 +71,21 @@ impl State {
                 self.sessions.set_owner(txn.session_id, txn.owner);
                 Ok(ResponseBody::Empty)
             }
-            TxnKind::Attach { password } => {
-                if self.sessions.password_matches(txn.session_id, password) {
+            TxnKind::Attach {
+                password,
+                expected_owner,
+            } => {
+                let current = self.sessions.get(txn.session_id).map(|s| s.owner);
+                if !self.sessions.password_matches(txn.session_id, password) {
+                    Err(ErrorCode::SessionExpired)
+                } else if current != Some(*expected_owner) && current != Some(0) {
+                    // Another connection attached the session after this
+                    // attach was proposed: it stays the owner; this
+                    // connection closes and the client retries.
+                    Err(ErrorCode::SessionMoved)
+                } else {
                     self.sessions.set_owner(txn.session_id, txn.owner);
                     Ok(ResponseBody::Empty)
-                } else {
-                    Err(ErrorCode::SessionExpired)
                 }
             }
             // A close sent on a connection the session has since left
@@ -408,7 +417,10 @@ mod tests {
         s.apply(1, &on(0xa, open), 0);
         assert_eq!(s.apply(2, &on(0xa, create("/a", 0)), 0).err, ErrorCode::Ok);
         // Reattached on connection 0xb, with a wrong password first.
-        let attach = |password: Vec<u8>| TxnKind::Attach { password };
+        let attach = |password: Vec<u8>| TxnKind::Attach {
+            password,
+            expected_owner: 0xa,
+        };
         assert_eq!(
             s.apply(3, &on(0xb, attach(vec![2; 16])), 0).err,
             ErrorCode::SessionExpired
@@ -426,6 +438,15 @@ mod tests {
         assert!(s.sessions.contains(7));
         // The new one's go through; so does the leader's expiry (owner 0).
         assert_eq!(s.apply(8, &on(0xb, create("/d", 0)), 0).err, ErrorCode::Ok);
+        // An attach proposed while 0xa owned it, applied after 0xb attached
+        // (it sat in a forward queue), leaves the session with 0xb.
+        let stale = TxnKind::Attach {
+            password: vec![1; 16],
+            expected_owner: 0xa,
+        };
+        assert_eq!(s.apply(81, &on(0xc, stale), 0).err, ErrorCode::SessionMoved);
+        assert_eq!(s.sessions.get(7).unwrap().owner, 0xb);
+        assert_eq!(s.apply(82, &on(0xb, create("/e", 0)), 0).err, ErrorCode::Ok);
         // The owner survives a snapshot.
         let r = State::decode_snapshot(&s.encode_snapshot(), 0).unwrap();
         assert_eq!(r.sessions.get(7).unwrap().owner, 0xb);

@@ -48,9 +48,14 @@ pub enum TxnKind {
     CloseSession,
     /// A client reattached the session (same password) on a new
     /// connection: the entry's `owner` becomes the session's owner, so the
-    /// old connection's writes still on their way are refused.
+    /// old connection's writes still on their way are refused. Only if the
+    /// session is still owned by `expected_owner` (the owner the proposing
+    /// member saw): an attach that sat in a forward queue while the client
+    /// moved on and attached elsewhere must not take the session back from
+    /// its live connection.
     Attach {
         password: Vec<u8>,
+        expected_owner: u64,
     },
     /// A client write: create*, delete, setData, setACL, check, multi, sync.
     Write(Request),
@@ -102,9 +107,13 @@ impl Txn {
                 jute::write_buffer(&mut out, password);
             }
             TxnKind::CloseSession => jute::write_i32(&mut out, KIND_CLOSE_SESSION),
-            TxnKind::Attach { password } => {
+            TxnKind::Attach {
+                password,
+                expected_owner,
+            } => {
                 jute::write_i32(&mut out, KIND_ATTACH);
                 jute::write_buffer(&mut out, password);
+                jute::write_i64(&mut out, *expected_owner as i64);
             }
             TxnKind::Write(req) => {
                 jute::write_i32(&mut out, KIND_WRITE);
@@ -139,6 +148,7 @@ impl Txn {
             KIND_CLOSE_SESSION => TxnKind::CloseSession,
             KIND_ATTACH => TxnKind::Attach {
                 password: r.read_buffer()?,
+                expected_owner: r.read_i64()? as u64,
             },
             KIND_WRITE => TxnKind::Write(Request::decode(&r.read_buffer()?)?),
             KIND_REAP => TxnKind::Reap {
@@ -183,6 +193,7 @@ mod tests {
             TxnKind::CloseSession,
             TxnKind::Attach {
                 password: vec![9; 16],
+                expected_owner: 0xabc,
             },
             TxnKind::Write(Request {
                 xid: 3,

@@ -198,14 +198,24 @@ impl Proposer {
     }
 
     /// Reattaches an existing session to the connection with token `owner`
-    /// (`TxnKind::Attach`); applied with `SessionExpired` if the session is
-    /// gone or the password is wrong.
-    pub fn attach(&self, session_id: i64, password: Vec<u8>, owner: u64) -> oneshot::Receiver<Applied> {
+    /// (`TxnKind::Attach`) if it is still owned by `expected_owner`; applied
+    /// with `SessionExpired` if the session is gone or the password is
+    /// wrong, `SessionMoved` if another connection attached it meanwhile.
+    pub fn attach(
+        &self,
+        session_id: i64,
+        password: Vec<u8>,
+        owner: u64,
+        expected_owner: u64,
+    ) -> oneshot::Receiver<Applied> {
         self.propose(
             session_id,
             owner,
             AuthInfo::default(),
-            TxnKind::Attach { password },
+            TxnKind::Attach {
+                password,
+                expected_owner,
+            },
             None,
         )
     }
